@@ -1,0 +1,239 @@
+//! Canonical playback events: the one model every protocol decodes into.
+//!
+//! Type names follow the native protocol (`spec/protocols.md` §6), plus
+//! `progress` (a bare position report, for protocols in progress mode) and
+//! `custom` (anything a protocol sends that has no playback meaning, kept).
+
+use crate::hash::stable_hash;
+use crate::session::SessionMeta;
+use crate::{Millis, Protocol, SessionKey};
+use serde::{Deserialize, Serialize};
+
+/// One canonical event of a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Event time, ms since epoch: the client's timestamp where the protocol
+    /// sends one, else the server's receive time (see `normalize_time`).
+    pub t: Millis,
+    /// Server receive time, ms since epoch.
+    pub received_at: Millis,
+    /// Duplicate-delivery key: the native `seq`, or a hash of the event's
+    /// content for protocols without one. A repeated key changes nothing.
+    pub dedup_key: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// Position in the media, seconds. Inside an ad break: the ad's position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playhead: Option<f64>,
+    /// Quality-of-experience values some protocols attach to any event.
+    #[serde(default, skip_serializing_if = "Qoe::is_empty")]
+    pub qoe: Qoe,
+    /// The client time was more than 24 h away from `received_at` and was replaced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clock_skew_corrected: bool,
+    /// Protocol fields with no canonical meaning, kept for the events API.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The most a client clock may be off before its times are replaced (24 h).
+pub const MAX_CLOCK_SKEW_MS: Millis = 24 * 3600 * 1000;
+
+impl Event {
+    /// An event of `kind` at time `t` (received at `received_at`), with no
+    /// playhead, QoE or data; its dedup key is derived from its content.
+    pub fn new(t: Millis, received_at: Millis, kind: EventKind) -> Event {
+        let mut ev = Event {
+            t,
+            received_at,
+            dedup_key: 0,
+            kind,
+            playhead: None,
+            qoe: Qoe::default(),
+            clock_skew_corrected: false,
+            data: serde_json::Map::new(),
+        };
+        ev.normalize_time();
+        ev
+    }
+
+    pub fn with_playhead(mut self, playhead: f64) -> Event {
+        self.playhead = Some(playhead);
+        self
+    }
+
+    /// Replace a client time more than 24 h away from the receive time by the
+    /// receive time, and remember it (`clock_skew_corrections`).
+    pub fn normalize_time(&mut self) {
+        if (self.t - self.received_at).abs() > MAX_CLOCK_SKEW_MS {
+            self.t = self.received_at;
+            self.clock_skew_corrected = true;
+        }
+    }
+
+    /// A dedup key from the event's content (all but the receive time), for
+    /// protocols that carry no sequence number: the same event delivered
+    /// twice hashes the same.
+    pub fn content_key(&self) -> u64 {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("received_at");
+            o.remove("dedup_key");
+        }
+        stable_hash(v.to_string().as_bytes())
+    }
+
+    /// The canonical type name (`play`, `playing`, `progress`, ...).
+    pub fn type_name(&self) -> &'static str {
+        self.kind.name()
+    }
+}
+
+/// How bad an error is for the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorSeverity {
+    /// Recorded, the session goes on.
+    #[default]
+    Warning,
+    /// The session failed.
+    Fatal,
+    /// Fails the session unless a `playing` follows before it closes (Adobe `error`).
+    FatalUnlessResumed,
+}
+
+/// What happened. Field names of the payloads are those of the native protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum EventKind {
+    /// The player loaded (a view began); nothing requested yet.
+    Viewinit,
+    /// The viewer or the page asked to play.
+    Play,
+    /// A frame is shown: first frame, or resumed after pause/stall/seek.
+    Playing,
+    Pause,
+    /// A seek began.
+    Seeking,
+    /// A seek finished (playback resumes with the next `playing`).
+    Seeked,
+    /// A stall: the player waits for data.
+    Waiting,
+    Ratechange {
+        rate: f64,
+    },
+    Renditionchange {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bitrate_bps: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u32>,
+    },
+    Resize {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u32>,
+    },
+    Heartbeat,
+    /// A bare position report (progress mode). `seek` marks a report the
+    /// protocol itself calls a seek; `from` is the position before it.
+    Progress {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        seek: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<f64>,
+    },
+    Error {
+        code: String,
+        #[serde(default)]
+        message: String,
+        severity: ErrorSeverity,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
+    /// The content played to its end.
+    Ended,
+    /// The view is over: the session closes.
+    Viewend,
+    Adbreakstart,
+    Adstart {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ad_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_s: Option<f64>,
+    },
+    Adquartile {
+        quartile: u8,
+    },
+    Adcomplete,
+    Adskip,
+    Adbreakend,
+    /// Anything else the protocol reported, kept under its own name.
+    Custom {
+        name: String,
+    },
+}
+
+impl EventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Viewinit => "viewinit",
+            EventKind::Play => "play",
+            EventKind::Playing => "playing",
+            EventKind::Pause => "pause",
+            EventKind::Seeking => "seeking",
+            EventKind::Seeked => "seeked",
+            EventKind::Waiting => "waiting",
+            EventKind::Ratechange { .. } => "ratechange",
+            EventKind::Renditionchange { .. } => "renditionchange",
+            EventKind::Resize { .. } => "resize",
+            EventKind::Heartbeat => "heartbeat",
+            EventKind::Progress { .. } => "progress",
+            EventKind::Error { .. } => "error",
+            EventKind::Ended => "ended",
+            EventKind::Viewend => "viewend",
+            EventKind::Adbreakstart => "adbreakstart",
+            EventKind::Adstart { .. } => "adstart",
+            EventKind::Adquartile { .. } => "adquartile",
+            EventKind::Adcomplete => "adcomplete",
+            EventKind::Adskip => "adskip",
+            EventKind::Adbreakend => "adbreakend",
+            EventKind::Custom { .. } => "custom",
+        }
+    }
+}
+
+/// QoE values a protocol may attach to any event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Qoe {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate_bps: Option<u64>,
+    /// Cumulative dropped frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_frames: Option<u64>,
+    /// Cumulative decoded frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_frames: Option<u64>,
+    /// A startup time the protocol reports itself (wins over the measured one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_time_ms: Option<f64>,
+}
+
+impl Qoe {
+    pub fn is_empty(&self) -> bool {
+        *self == Qoe::default()
+    }
+}
+
+/// One decoded ingest request: events of one session plus what the request
+/// said about the session. The server fills `key.property` from its key
+/// mapping and the User-Agent dimensions from the headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub key: SessionKey,
+    pub protocol: Protocol,
+    pub meta: SessionMeta,
+    pub events: Vec<Event>,
+}

@@ -1,0 +1,186 @@
+//! Sessions: identity, metadata, and the per-session summary whose field
+//! names are those of `spec/metrics.md` and of the API.
+
+use crate::{Millis, Protocol};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A session's identity: (property, session id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SessionKey {
+    pub property: String,
+    pub session_id: String,
+}
+
+impl SessionKey {
+    pub fn new(property: impl Into<String>, session_id: impl Into<String>) -> SessionKey {
+        SessionKey {
+            property: property.into(),
+            session_id: session_id.into(),
+        }
+    }
+}
+
+/// What requests said about a session. Later requests may add to it: a
+/// field set again takes the newer value, a field left out keeps the old one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer_id: Option<String>,
+    /// Content length in seconds, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// `vod`, `live`, or what the protocol says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub player_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub player_version: Option<String>,
+    /// Built-in dimensions that are not fields above: `browser`, `os`,
+    /// `device_type`, `referrer_domain`, `cdn`, `country`, and protocol-specific ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
+    /// Custom metadata (a dimension each, as `custom.<key>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom: BTreeMap<String, String>,
+}
+
+impl SessionMeta {
+    /// Take what `newer` says; keep what it leaves out.
+    pub fn merge(&mut self, newer: &SessionMeta) {
+        fn take<T: Clone>(old: &mut Option<T>, new: &Option<T>) {
+            if new.is_some() {
+                old.clone_from(new);
+            }
+        }
+        take(&mut self.video_id, &newer.video_id);
+        take(&mut self.viewer_id, &newer.viewer_id);
+        take(&mut self.duration_s, &newer.duration_s);
+        take(&mut self.content_type, &newer.content_type);
+        take(&mut self.player_name, &newer.player_name);
+        take(&mut self.player_version, &newer.player_version);
+        for (k, v) in &newer.dimensions {
+            self.dimensions.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &newer.custom {
+            self.custom.insert(k.clone(), v.clone());
+        }
+    }
+
+    /// Whether the content is live (no completion, no progress markers).
+    pub fn is_live(&self) -> bool {
+        self.content_type
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("live") || c.eq_ignore_ascii_case("linear"))
+    }
+}
+
+/// Player state (`spec/metrics.md` "Player states").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlayerState {
+    #[default]
+    Init,
+    Starting,
+    Playing,
+    Paused,
+    Buffering,
+    Seeking,
+    Ended,
+}
+
+impl PlayerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlayerState::Init => "init",
+            PlayerState::Starting => "starting",
+            PlayerState::Playing => "playing",
+            PlayerState::Paused => "paused",
+            PlayerState::Buffering => "buffering",
+            PlayerState::Seeking => "seeking",
+            PlayerState::Ended => "ended",
+        }
+    }
+}
+
+/// One error of a session: `{t, code, message, fatal, source}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    pub t: Millis,
+    pub code: String,
+    pub message: String,
+    pub fatal: bool,
+    pub source: Option<String>,
+}
+
+/// Ad quartiles reached: `{"first","mid","third"}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdQuartiles {
+    pub first: u64,
+    pub mid: u64,
+    pub third: u64,
+}
+
+/// Every per-session metric of `spec/metrics.md`, under its API name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionMetrics {
+    pub play_requested: bool,
+    pub played: bool,
+    pub startup_time_ms: Option<f64>,
+    pub playing_time_ms: f64,
+    pub ad_playing_time_ms: f64,
+    pub paused_time_ms: f64,
+    pub rebuffer_count: u64,
+    pub rebuffer_time_ms: f64,
+    pub seek_count: u64,
+    pub seek_time_ms: f64,
+    pub watch_time_ms: f64,
+    pub rebuffer_percentage: f64,
+    pub rebuffer_frequency: f64,
+    pub max_playhead_s: Option<f64>,
+    pub content_watched_s: f64,
+    pub completion: Option<f64>,
+    pub progress_markers: Vec<u8>,
+    pub completed: bool,
+    pub failed: bool,
+    pub exit_before_start: bool,
+    pub bitrate_avg_bps: Option<f64>,
+    pub bitrate_changes: u64,
+    pub dropped_frames: Option<u64>,
+    pub total_frames: Option<u64>,
+    pub errors: Vec<ErrorRecord>,
+    pub ad_breaks: u64,
+    pub ads_started: u64,
+    pub ads_completed: u64,
+    pub ads_skipped: u64,
+    pub ads_ignored: u64,
+    pub ad_impressions: u64,
+    pub ad_quartiles: AdQuartiles,
+    pub clock_skew_corrections: u64,
+    pub startup_score: Option<f64>,
+    pub smoothness_score: Option<f64>,
+    pub playback_success_score: Option<f64>,
+    pub viewer_experience_score: Option<f64>,
+}
+
+/// A session as stored and served: identity, metadata, state and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub key: SessionKey,
+    pub protocol: Protocol,
+    pub meta: SessionMeta,
+    pub state: PlayerState,
+    pub open: bool,
+    /// Time of the session's first event.
+    pub started_at: Millis,
+    /// Time of the session's last event.
+    pub last_event_at: Millis,
+    /// Server time the last event was received (realtime and timeouts use it).
+    pub last_received_at: Millis,
+    /// Close time: the end event's time, or the last event's on a timeout.
+    pub ended_at: Option<Millis>,
+    pub metrics: SessionMetrics,
+}

@@ -1,0 +1,1 @@
+//! Simulated viewers (being written).
