@@ -20,6 +20,12 @@ pub struct Event {
     /// Duplicate-delivery key: the native `seq`, or a hash of the event's
     /// content for protocols without one. A repeated key changes nothing.
     pub dedup_key: u64,
+    /// Tie-break among events with the same `t`: the protocol's sequence
+    /// number where it has one (native `seq`), else the position in the
+    /// request. Events are processed in (`t`, `order`, `dedup_key`) order,
+    /// which does not depend on arrival order.
+    #[serde(default)]
+    pub order: u64,
     #[serde(flatten)]
     pub kind: EventKind,
     /// Position in the media, seconds. Inside an ad break: the ad's position.
@@ -47,6 +53,7 @@ impl Event {
             t,
             received_at,
             dedup_key: 0,
+            order: 0,
             kind,
             playhead: None,
             qoe: Qoe::default(),
@@ -81,6 +88,11 @@ impl Event {
             o.remove("dedup_key");
         }
         stable_hash(v.to_string().as_bytes())
+    }
+
+    /// The processing order of a session's events (see `order`).
+    pub fn sort_key(&self) -> (Millis, u64, u64) {
+        (self.t, self.order, self.dedup_key)
     }
 
     /// The canonical type name (`play`, `playing`, `progress`, ...).

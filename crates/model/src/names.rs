@@ -121,7 +121,10 @@ impl Dimension {
 
     /// Valid names, for the `400` that lists them.
     pub fn valid_names() -> String {
-        let mut names: Vec<&str> = Dimension::BUILT_IN.iter().map(|d| d.builtin_name()).collect();
+        let mut names: Vec<&str> = Dimension::BUILT_IN
+            .iter()
+            .map(|d| d.builtin_name())
+            .collect();
         names.push("custom.<key>");
         names.join(", ")
     }
@@ -140,7 +143,12 @@ impl FromStr for Dimension {
             .iter()
             .find(|d| d.builtin_name() == s)
             .cloned()
-            .ok_or_else(|| format!("unknown dimension `{s}`; valid: {}", Dimension::valid_names()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown dimension `{s}`; valid: {}",
+                    Dimension::valid_names()
+                )
+            })
     }
 }
 
@@ -161,6 +169,9 @@ mod tests {
             "custom.show".parse::<Dimension>().unwrap(),
             Dimension::Custom("show".into())
         );
-        assert!("colour".parse::<Dimension>().unwrap_err().contains("valid:"));
+        assert!("colour"
+            .parse::<Dimension>()
+            .unwrap_err()
+            .contains("valid:"));
     }
 }

@@ -1,0 +1,78 @@
+//! Per-protocol accounting rules: state or progress mode, report cadence,
+//! inactivity timeouts (`spec/metrics.md` "Playback session" and
+//! "Player states and time accounting").
+
+use playhead_model::{Millis, Protocol};
+
+/// How time is accounted for a protocol's sessions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Accounting {
+    /// The protocol reports state changes: the interval between two events
+    /// belongs to the state in force after the first of them.
+    State,
+    /// The protocol reports only positions (`progress` events).
+    Progress {
+        /// The protocol's report interval; a silence over 3 × this is a pause.
+        report_interval_ms: Millis,
+        /// Ping rule: a report not marked as a seek continues the timeline,
+        /// and the playing credit is capped at Δw + 1 s.
+        player_decides_continuity: bool,
+    },
+}
+
+/// The rules a session follows, chosen by its protocol.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    pub accounting: Accounting,
+    /// Close after this long without an event (server time).
+    pub inactivity_timeout_ms: Millis,
+    /// Close after this long without a playhead change (Adobe: 30 min).
+    pub stale_playhead_timeout_ms: Option<Millis>,
+    /// `completed` from `max_playhead_s ≥ 0.95 × duration_s` (pixel, UAV),
+    /// for protocols without an explicit end-of-content event.
+    pub completion_from_playhead: bool,
+}
+
+const MINUTE: Millis = 60_000;
+
+impl Rules {
+    pub fn for_protocol(protocol: Protocol) -> Rules {
+        let state = Rules {
+            accounting: Accounting::State,
+            inactivity_timeout_ms: 10 * MINUTE,
+            stale_playhead_timeout_ms: None,
+            completion_from_playhead: false,
+        };
+        match protocol {
+            Protocol::Native | Protocol::PlayerMessages => state,
+            Protocol::MediaCollection => Rules {
+                stale_playhead_timeout_ms: Some(30 * MINUTE),
+                ..state
+            },
+            Protocol::Pixel => Rules {
+                accounting: Accounting::Progress {
+                    report_interval_ms: 5_000,
+                    player_decides_continuity: false,
+                },
+                inactivity_timeout_ms: 30 * MINUTE,
+                completion_from_playhead: true,
+                ..state
+            },
+            Protocol::Ping => Rules {
+                accounting: Accounting::Progress {
+                    report_interval_ms: 60_000,
+                    player_decides_continuity: true,
+                },
+                ..state
+            },
+            Protocol::UserActivity => Rules {
+                accounting: Accounting::Progress {
+                    report_interval_ms: 60_000,
+                    player_decides_continuity: false,
+                },
+                completion_from_playhead: true,
+                ..state
+            },
+        }
+    }
+}
