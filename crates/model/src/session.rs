@@ -184,3 +184,29 @@ pub struct SessionSummary {
     pub ended_at: Option<Millis>,
     pub metrics: SessionMetrics,
 }
+
+impl SessionSummary {
+    /// This session's values for a dimension (empty when it has none;
+    /// several for `error_code` when it had several errors).
+    pub fn dimension_values(&self, dim: &crate::Dimension) -> Vec<String> {
+        use crate::Dimension as D;
+        let one = |v: Option<&String>| v.cloned().into_iter().collect::<Vec<_>>();
+        match dim {
+            D::Property => vec![self.key.property.clone()],
+            D::Protocol => vec![self.protocol.as_str().to_owned()],
+            D::VideoId => one(self.meta.video_id.as_ref()),
+            D::ViewerId => one(self.meta.viewer_id.as_ref()),
+            D::ContentType => one(self.meta.content_type.as_ref()),
+            D::PlayerName => one(self.meta.player_name.as_ref()),
+            D::ErrorCode => {
+                let mut codes: Vec<String> =
+                    self.metrics.errors.iter().map(|e| e.code.clone()).collect();
+                codes.sort();
+                codes.dedup();
+                codes
+            }
+            D::Custom(k) => one(self.meta.custom.get(k)),
+            other => one(self.meta.dimensions.get(&other.name())),
+        }
+    }
+}
