@@ -1,1 +1,11 @@
-//! placeholder
+//! Wire protocols: one module per protocol, each a pure `decode` from a raw
+//! request to canonical events (`spec/protocols.md`). No IO, no clock: the
+//! receive time comes in with the request.
+//!
+//! - [`native`]: Playhead's own SDK protocol (`POST /v1/events`, §6).
+//! - [`raw`]: the raw request every decoder reads, and `ProtocolError`.
+
+pub mod native;
+pub mod raw;
+
+pub use raw::{ProtocolError, RawRequest};

@@ -1,1 +1,24 @@
-//! placeholder
+//! Playhead's HTTP server (axum): thin handlers from a route to a decoder, the
+//! ingest pipeline or the store, and back.
+//!
+//! - [`app`]: `AppState` and `app(state) -> Router` (every route and layer).
+//! - [`ingest`]: the bounded queue and the writer thread (group commit, tracker).
+//! - [`native_ingest`]: `POST /v1/events`.
+//! - [`api`]: the read API under `/data/v1`.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! - [`config`], [`clock`], [`error`], [`telemetry`], [`user_agent`].
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod native_ingest;
+pub mod ops;
+pub mod telemetry;
+pub mod user_agent;
+
+pub use app::{app, AppState};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Property, ServerConfig};

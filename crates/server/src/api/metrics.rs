@@ -1,0 +1,348 @@
+//! `GET /data/v1/metrics`, `/metrics/timeseries`, `/metrics/breakdown`, `/realtime`.
+
+use super::{rfc3339, Query, ReadAuth};
+use crate::app::AppState;
+use crate::error::ApiError;
+use axum::extract::{RawQuery, State};
+use axum::Json;
+use playhead_engine::rollup::METRIC_NAMES;
+use playhead_engine::{Aggregate, AggregateMetrics};
+use playhead_model::{Dimension, Millis};
+use playhead_store::{Filters, GroupBy, GroupKey};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// Most points one timeseries answers.
+const MAX_POINTS: i64 = 10_000;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, playhead_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)??)
+}
+
+async fn aggregate(
+    state: &AppState,
+    filters: Filters,
+    group: GroupBy,
+) -> Result<BTreeMap<GroupKey, Aggregate>, ApiError> {
+    let store = state.store.clone();
+    blocking(move || store.aggregate(&filters, &group)).await
+}
+
+async fn spans(state: &AppState, filters: Filters) -> Result<Vec<(Millis, Millis)>, ApiError> {
+    let store = state.store.clone();
+    blocking(move || store.session_spans(&filters)).await
+}
+
+/// Max concurrently open sessions in each bucket [b, b + interval) from
+/// `start` to `end`. A session is open from its first to its last event,
+/// both included.
+fn concurrency(
+    spans: &[(Millis, Millis)],
+    start: Millis,
+    end: Millis,
+    interval: Millis,
+) -> Vec<u64> {
+    let mut changes: Vec<(Millis, i64)> = spans
+        .iter()
+        .flat_map(|&(s, e)| [(s, 1), (e.saturating_add(1), -1)])
+        .collect();
+    changes.sort_unstable();
+    let mut out = Vec::new();
+    let mut open: i64 = 0;
+    let mut i = 0;
+    let mut b = start;
+    while b < end {
+        while i < changes.len() && changes[i].0 <= b {
+            open += changes[i].1;
+            i += 1;
+        }
+        let mut max = open;
+        let next = b.saturating_add(interval).min(end);
+        while i < changes.len() && changes[i].0 < next {
+            open += changes[i].1;
+            max = max.max(open);
+            i += 1;
+        }
+        out.push(max.max(0) as u64);
+        b = next;
+    }
+    out
+}
+
+fn metric_name(q: &Query) -> Result<String, ApiError> {
+    let m = q.param("metric").ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "metric: required; valid: {}",
+            METRIC_NAMES.join(", ")
+        ))
+    })?;
+    AggregateMetrics::default()
+        .get(m)
+        .map_err(|e| ApiError::bad_request(format!("metric: {e}")))?;
+    Ok(m.to_owned())
+}
+
+fn value_of(m: &AggregateMetrics, name: &str) -> Option<f64> {
+    m.get(name).ok().flatten()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Overview {
+    pub from: String,
+    pub to: String,
+    /// Every aggregate of `spec/metrics.md`.
+    #[schema(value_type = Object)]
+    pub metrics: Value,
+}
+
+/// Every aggregate metric over a range.
+#[utoipa::path(get, path = "/data/v1/metrics", tag = "metrics",
+    params(("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+    responses((status = 200, body = Overview), (status = 400), (status = 401)),
+    security(("read_key" = [])))]
+pub async fn overview(
+    State(state): State<AppState>,
+    ReadAuth(property): ReadAuth,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Overview>, ApiError> {
+    let q = Query::parse(raw.as_deref(), state.clock.now_ms(), &[])?;
+    let filters = q.filters(&property);
+    let groups = aggregate(&state, filters.clone(), GroupBy::All).await?;
+    let mut metrics = groups
+        .get(&GroupKey::All)
+        .map(Aggregate::metrics)
+        .unwrap_or_else(|| Aggregate::default().metrics());
+    let spans = spans(&state, filters).await?;
+    metrics.concurrent_viewers = concurrency(&spans, q.from, q.to, q.to - q.from)
+        .first()
+        .copied()
+        .unwrap_or(0);
+    Ok(Json(Overview {
+        from: rfc3339(q.from),
+        to: rfc3339(q.to),
+        metrics: serde_json::to_value(&metrics).map_err(ApiError::internal)?,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Point {
+    pub t: String,
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeseries {
+    pub metric: String,
+    pub interval: String,
+    pub points: Vec<Point>,
+}
+
+/// One metric per interval; every interval present.
+#[utoipa::path(get, path = "/data/v1/metrics/timeseries", tag = "metrics",
+    params(("metric" = String, Query), ("interval" = String, Query, description = "1m, 5m, 1h or 1d"),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+    responses((status = 200, body = Timeseries), (status = 400), (status = 401)),
+    security(("read_key" = [])))]
+pub async fn timeseries(
+    State(state): State<AppState>,
+    ReadAuth(property): ReadAuth,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Timeseries>, ApiError> {
+    let q = Query::parse(
+        raw.as_deref(),
+        state.clock.now_ms(),
+        &["metric", "interval"],
+    )?;
+    let metric = metric_name(&q)?;
+    let interval_name = q.param("interval").unwrap_or("1h").to_owned();
+    let interval: Millis = match interval_name.as_str() {
+        "1m" => 60_000,
+        "5m" => 300_000,
+        "1h" => 3_600_000,
+        "1d" => 86_400_000,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "interval: unknown interval `{other}`; valid: 1m, 5m, 1h, 1d"
+            )))
+        }
+    };
+    let start = q.from.div_euclid(interval) * interval;
+    if (q.to - start) / interval > MAX_POINTS {
+        return Err(ApiError::bad_request(format!(
+            "interval: {interval_name} over this range gives more than {MAX_POINTS} points; use a larger interval"
+        )));
+    }
+    let mut filters = q.filters(&property);
+    filters.from = start;
+    let points = if metric == "concurrent_viewers" {
+        let spans = spans(&state, filters).await?;
+        concurrency(&spans, start, q.to, interval)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| Point {
+                t: rfc3339(start + i as i64 * interval),
+                value: Some(v as f64),
+            })
+            .collect()
+    } else {
+        let groups = aggregate(&state, filters, GroupBy::Interval(interval)).await?;
+        let empty = Aggregate::default().metrics();
+        let mut points = Vec::new();
+        let mut b = start;
+        while b < q.to {
+            let m = groups.get(&GroupKey::Bucket(b)).map(Aggregate::metrics);
+            points.push(Point {
+                t: rfc3339(b),
+                value: value_of(m.as_ref().unwrap_or(&empty), &metric),
+            });
+            b += interval;
+        }
+        points
+    };
+    Ok(Json(Timeseries {
+        metric,
+        interval: interval_name,
+        points,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakdownRow {
+    pub key: String,
+    pub value: Option<f64>,
+    pub views: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Breakdown {
+    pub metric: String,
+    pub by: String,
+    pub rows: Vec<BreakdownRow>,
+}
+
+/// One metric per value of a dimension, largest first.
+#[utoipa::path(get, path = "/data/v1/metrics/breakdown", tag = "metrics",
+    params(("metric" = String, Query), ("by" = String, Query), ("limit" = Option<usize>, Query),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+    responses((status = 200, body = Breakdown), (status = 400), (status = 401)),
+    security(("read_key" = [])))]
+pub async fn breakdown(
+    State(state): State<AppState>,
+    ReadAuth(property): ReadAuth,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Breakdown>, ApiError> {
+    let q = Query::parse(
+        raw.as_deref(),
+        state.clock.now_ms(),
+        &["metric", "by", "limit"],
+    )?;
+    let metric = metric_name(&q)?;
+    if metric == "concurrent_viewers" {
+        return Err(ApiError::bad_request(
+            "metric: concurrent_viewers has no breakdown; use /data/v1/realtime for viewers by video",
+        ));
+    }
+    let by_name = q.param("by").ok_or_else(|| {
+        ApiError::bad_request(format!("by: required; valid: {}", Dimension::valid_names()))
+    })?;
+    let by: Dimension = by_name
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(format!("by: {e}")))?;
+    let limit = match q.param("limit") {
+        None => 10,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("limit: `{l}` is not an integer in 1..=1000"))
+            })?,
+    };
+    let groups = aggregate(&state, q.filters(&property), GroupBy::Dimension(by.clone())).await?;
+    let mut rows: Vec<BreakdownRow> = groups
+        .iter()
+        .filter_map(|(k, agg)| match k {
+            GroupKey::Value(v) => {
+                let m = agg.metrics();
+                Some(BreakdownRow {
+                    key: v.clone(),
+                    value: value_of(&m, &metric),
+                    views: m.views,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.value
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&a.value.unwrap_or(f64::NEG_INFINITY))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    rows.truncate(limit);
+    Ok(Json(Breakdown {
+        metric,
+        by: by.name(),
+        rows,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VideoViewers {
+    pub video_id: String,
+    pub viewers: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RealtimeView {
+    pub concurrent_viewers: u64,
+    pub by_video: Vec<VideoViewers>,
+    pub viewers_last_5m: u64,
+}
+
+/// Viewers now: sessions with an event in the last 60 s, viewers in the last 5 min.
+#[utoipa::path(get, path = "/data/v1/realtime", tag = "metrics",
+    responses((status = 200, body = RealtimeView), (status = 400), (status = 401)),
+    security(("read_key" = [])))]
+pub async fn realtime(
+    State(state): State<AppState>,
+    ReadAuth(property): ReadAuth,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<RealtimeView>, ApiError> {
+    let now = state.clock.now_ms();
+    let q = Query::parse(raw.as_deref(), now, &[])?;
+    let filters = q.filters(&property);
+    let store = state.store.clone();
+    let r = blocking(move || store.realtime(&filters, now)).await?;
+    Ok(Json(RealtimeView {
+        concurrent_viewers: r.concurrent_viewers,
+        by_video: r
+            .by_video
+            .into_iter()
+            .map(|(video_id, viewers)| VideoViewers { video_id, viewers })
+            .collect(),
+        viewers_last_5m: r.viewers_last_5m,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::concurrency;
+
+    #[test]
+    fn concurrency_is_the_max_per_bucket() {
+        // a: 0..=15, b: 5..=25, c: 30..=30
+        let spans = [(0, 15), (5, 25), (30, 30)];
+        assert_eq!(concurrency(&spans, 0, 40, 10), vec![2, 2, 1, 1]);
+        assert_eq!(concurrency(&spans, 0, 40, 40), vec![2]);
+        // a session open before the range counts
+        assert_eq!(concurrency(&[(-100, 5)], 0, 10, 10), vec![1]);
+        assert_eq!(concurrency(&[], 0, 10, 5), vec![0, 0]);
+    }
+}

@@ -1,0 +1,124 @@
+//! The router: every route, and the layers around them (CORS, body limit,
+//! timeouts, request metrics). `app(state)` is what tests call without a socket.
+
+use crate::api;
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::ingest::{Pipeline, PipelineConfig};
+use crate::native_ingest;
+use crate::ops;
+use crate::telemetry::{RouteLabels, Telemetry};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use playhead_store::{Store, StoreError};
+use std::sync::Arc;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<ServerConfig>,
+    pub store: Arc<dyn Store>,
+    pub pipeline: Pipeline,
+    pub clock: Arc<dyn Clock>,
+    pub telemetry: Arc<Telemetry>,
+}
+
+impl AppState {
+    /// Restore open sessions from `store` and start the ingest pipeline.
+    pub fn start(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<AppState, StoreError> {
+        let telemetry = Arc::new(Telemetry::default());
+        let pipeline = Pipeline::start(
+            store.clone(),
+            clock.clone(),
+            telemetry.clone(),
+            PipelineConfig {
+                queue_capacity: config.ingest_queue_capacity,
+                max_group_commit: config.max_group_commit,
+            },
+        )?;
+        Ok(AppState {
+            config: Arc::new(config),
+            store,
+            pipeline,
+            clock,
+            telemetry,
+        })
+    }
+}
+
+/// Every route of the server.
+pub fn app(state: AppState) -> Router {
+    // Players post from any page; sendBeacon's text/plain needs no preflight,
+    // fetch's application/json does.
+    let ingest_cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE]);
+    let ingest = Router::new()
+        .route("/v1/events", post(native_ingest::post_events))
+        .layer(ingest_cors);
+    let read_cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION]);
+    let data = Router::new()
+        .route("/data/v1/sessions", get(api::sessions::list))
+        .route("/data/v1/sessions/{id}", get(api::sessions::detail))
+        .route("/data/v1/sessions/{id}/events", get(api::sessions::events))
+        .route("/data/v1/metrics", get(api::metrics::overview))
+        .route("/data/v1/metrics/timeseries", get(api::metrics::timeseries))
+        .route("/data/v1/metrics/breakdown", get(api::metrics::breakdown))
+        .route("/data/v1/realtime", get(api::metrics::realtime))
+        .layer(read_cors);
+    let ops = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi));
+    Router::new()
+        .merge(ingest)
+        .merge(data)
+        .merge(ops)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> crate::error::ApiError {
+    crate::error::ApiError::not_found("no such route")
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    state
+        .telemetry
+        .requests
+        .get_or_create(&RouteLabels {
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}

@@ -1,0 +1,67 @@
+//! The server's typed configuration (the binary parses and validates the
+//! TOML file, environment and flags into this).
+
+use std::time::Duration;
+
+/// One property: a site, app or customer library, with its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Property {
+    pub name: String,
+    /// Public key players send (`property` in the native protocol).
+    pub ingest_key: String,
+    /// Secret keys that read this property's data.
+    pub read_keys: Vec<String>,
+}
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub properties: Vec<Property>,
+    /// The admin key (`/admin/v1`), when configured.
+    pub admin_key: Option<String>,
+    /// Largest request body accepted (bytes); larger → `413`.
+    pub body_limit_bytes: usize,
+    /// Ingest requests waiting for the writer; when full → `503`.
+    pub ingest_queue_capacity: usize,
+    /// Most ingest requests committed together in one transaction.
+    pub max_group_commit: usize,
+    /// Whole-request timeout (slow clients).
+    pub request_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// One property with the given keys and default limits.
+    pub fn single(name: &str, ingest_key: &str, read_key: &str) -> ServerConfig {
+        ServerConfig {
+            properties: vec![Property {
+                name: name.into(),
+                ingest_key: ingest_key.into(),
+                read_keys: vec![read_key.into()],
+            }],
+            admin_key: None,
+            body_limit_bytes: 1024 * 1024,
+            ingest_queue_capacity: 1024,
+            max_group_commit: 512,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    pub fn property_by_ingest_key(&self, key: &str) -> Option<&Property> {
+        self.properties.iter().find(|p| p.ingest_key == key)
+    }
+
+    pub fn property_by_read_key(&self, key: &str) -> Option<&Property> {
+        self.properties
+            .iter()
+            .find(|p| p.read_keys.iter().any(|k| constant_time_eq(k, key)))
+    }
+}
+
+/// Compare secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

@@ -1,0 +1,386 @@
+//! The ingest pipeline: a bounded queue in front of one writer thread that
+//! owns the session tracker and the store's write path.
+//!
+//! Durability contract (DESIGN.md): a request's reply is sent only after the
+//! transaction holding its events committed. The writer drains whatever is
+//! queued (up to `max_group_commit` requests) into one transaction, so under
+//! load many requests share one fsync (group commit). When the queue is full
+//! `submit` fails at once with `Overloaded` (the route answers `503` +
+//! `Retry-After`): memory stays bounded by the queue's capacity.
+//!
+//! The tracker is touched only by the writer thread, in the order requests
+//! were queued; if a transaction fails, its writes are rolled back and the
+//! tracker is rebuilt from the store, so the two never disagree.
+
+use crate::clock::Clock;
+use crate::telemetry::Telemetry;
+use playhead_engine::tracker::CloseReason;
+use playhead_engine::Tracker;
+use playhead_model::{Batch, SessionSummary};
+use playhead_store::{SessionStatus, Store, StoreError, StoreWriter};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+/// How often the writer closes sessions whose timeout passed.
+const EXPIRY_EVERY: Duration = Duration::from_secs(1);
+
+/// What a session must be for a request to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Open it when unknown (most protocols).
+    OpenOrCreate,
+    /// It must already exist and be open (Adobe events: `404`/`410` otherwise).
+    MustExist,
+}
+
+/// What happened to a request's events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestOutcome {
+    /// Stored (`accepted`) or recognised as already stored (`duplicates`).
+    Applied {
+        accepted: usize,
+        duplicates: usize,
+        /// The session after the request.
+        session: Box<SessionSummary>,
+    },
+    /// The session was closed before: nothing stored.
+    SessionClosed,
+    /// `Requirement::MustExist` and no such session: nothing stored.
+    UnknownSession,
+}
+
+/// Why a request was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    #[error("ingest queue full")]
+    Overloaded,
+    #[error("storage failure")]
+    Storage,
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+struct Submission {
+    batch: Batch,
+    requirement: Requirement,
+    reply: oneshot::Sender<Result<IngestOutcome, IngestError>>,
+}
+
+enum Message {
+    Ingest(Box<Submission>),
+    /// Close timed-out sessions now; replies with how many closed.
+    Expire(oneshot::Sender<usize>),
+}
+
+/// Handle to the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    tx: SyncSender<Message>,
+    depth: Arc<AtomicI64>,
+    telemetry: Arc<Telemetry>,
+}
+
+/// Settings of the pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineConfig {
+    pub queue_capacity: usize,
+    pub max_group_commit: usize,
+}
+
+impl Pipeline {
+    /// Restore open sessions from the store and start the writer thread.
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        telemetry: Arc<Telemetry>,
+        config: PipelineConfig,
+    ) -> Result<Pipeline, StoreError> {
+        let writer = store.writer()?;
+        let tracker = restore(store.as_ref())?;
+        info!(open_sessions = tracker.open_count(), "sessions restored");
+        telemetry.open_sessions.set(tracker.open_count() as i64);
+        let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
+        let depth = Arc::new(AtomicI64::new(0));
+        let mut worker = Writer {
+            store,
+            writer,
+            tracker,
+            clock,
+            telemetry: telemetry.clone(),
+            depth: depth.clone(),
+            max_group: config.max_group_commit.max(1),
+        };
+        std::thread::Builder::new()
+            .name("playhead-writer".into())
+            .spawn(move || worker.run(rx))?;
+        Ok(Pipeline {
+            tx,
+            depth,
+            telemetry,
+        })
+    }
+
+    /// Queue a batch and wait until it is durable (or refused).
+    pub async fn submit(
+        &self,
+        batch: Batch,
+        requirement: Requirement,
+    ) -> Result<IngestOutcome, IngestError> {
+        let (reply, rx) = oneshot::channel();
+        let msg = Message::Ingest(Box::new(Submission {
+            batch,
+            requirement,
+            reply,
+        }));
+        match self.tx.try_send(msg) {
+            Ok(()) => {
+                let d = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
+                self.telemetry.queue_depth.set(d);
+            }
+            Err(TrySendError::Full(_)) => return Err(IngestError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => return Err(IngestError::ShuttingDown),
+        }
+        rx.await.unwrap_or(Err(IngestError::ShuttingDown))
+    }
+
+    /// Close the sessions whose timeout passed, now (instead of at the next
+    /// periodic check). Returns how many closed.
+    pub async fn expire_now(&self) -> Result<usize, IngestError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Message::Expire(reply))
+            .map_err(|_| IngestError::ShuttingDown)?;
+        rx.await.map_err(|_| IngestError::ShuttingDown)
+    }
+
+    /// Requests waiting for the writer.
+    pub fn queue_depth(&self) -> i64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+}
+
+fn restore(store: &dyn Store) -> Result<Tracker, StoreError> {
+    let mut tracker = Tracker::new();
+    for rec in store.open_sessions()? {
+        let s = rec.summary;
+        tracker.restore(s.key, s.protocol, s.meta, rec.events, s.last_received_at);
+    }
+    Ok(tracker)
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    writer: Box<dyn StoreWriter>,
+    tracker: Tracker,
+    clock: Arc<dyn Clock>,
+    telemetry: Arc<Telemetry>,
+    depth: Arc<AtomicI64>,
+    max_group: usize,
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<Message>) {
+        let mut last_expiry = Instant::now();
+        loop {
+            let first = match rx.recv_timeout(EXPIRY_EVERY) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut group: Vec<Message> = first.into_iter().collect();
+            while group.len() < self.max_group {
+                match rx.try_recv() {
+                    Ok(m) => group.push(m),
+                    Err(_) => break,
+                }
+            }
+            let due = last_expiry.elapsed() >= EXPIRY_EVERY;
+            if due {
+                last_expiry = Instant::now();
+            }
+            if !group.is_empty() || due {
+                self.process_group(group, due);
+            }
+        }
+        info!("writer stopped");
+    }
+
+    fn process_group(&mut self, group: Vec<Message>, periodic_expiry: bool) {
+        let started = Instant::now();
+        let mut ingests: Vec<(Box<Submission>, Option<IngestOutcome>)> = Vec::new();
+        let mut expiries: Vec<oneshot::Sender<usize>> = Vec::new();
+        for m in group {
+            match m {
+                Message::Ingest(s) => {
+                    let d = self.depth.fetch_sub(1, Ordering::Relaxed) - 1;
+                    self.telemetry.queue_depth.set(d);
+                    ingests.push((s, None));
+                }
+                Message::Expire(r) => expiries.push(r),
+            }
+        }
+        let result = self.transaction(&mut ingests, !expiries.is_empty() || periodic_expiry);
+        match result {
+            Ok(closed) => {
+                let n_requests = ingests.len();
+                for (sub, outcome) in ingests {
+                    let outcome = outcome.unwrap_or(IngestOutcome::SessionClosed);
+                    self.count(&sub.batch, &outcome);
+                    let _ = sub.reply.send(Ok(outcome));
+                }
+                for r in expiries {
+                    let _ = r.send(closed);
+                }
+                if n_requests > 0 {
+                    self.telemetry
+                        .commit_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    self.telemetry.commit_group_size.observe(n_requests as f64);
+                }
+            }
+            Err(e) => {
+                error!(error = %e, requests = ingests.len(), "ingest transaction failed; rolled back");
+                if let Err(e) = self.writer.rollback() {
+                    error!(error = %e, "rollback failed");
+                }
+                match restore(self.store.as_ref()) {
+                    Ok(t) => self.tracker = t,
+                    Err(e) => error!(error = %e, "tracker rebuild failed"),
+                }
+                for (sub, _) in ingests {
+                    let _ = sub.reply.send(Err(IngestError::Storage));
+                }
+                for r in expiries {
+                    let _ = r.send(0);
+                }
+            }
+        }
+        self.telemetry
+            .open_sessions
+            .set(self.tracker.open_count() as i64);
+    }
+
+    /// One transaction: every submission, then timeouts. Returns how many
+    /// sessions timed out.
+    fn transaction(
+        &mut self,
+        ingests: &mut [(Box<Submission>, Option<IngestOutcome>)],
+        expire: bool,
+    ) -> Result<usize, StoreError> {
+        self.writer.begin()?;
+        let now = self.clock.now_ms();
+        for (sub, outcome) in ingests.iter_mut() {
+            *outcome = Some(self.apply(&sub.batch, sub.requirement, now)?);
+        }
+        let mut closed = 0;
+        if expire {
+            for (summary, reason) in self.tracker.expire(now) {
+                if reason != CloseReason::Explicit {
+                    info!(session = %summary.key.session_id, ?reason, "session timed out");
+                }
+                self.writer.put_session(&summary)?;
+                self.writer.add_to_rollup(&summary)?;
+                closed += 1;
+            }
+        }
+        self.writer.commit()?;
+        Ok(closed)
+    }
+
+    fn apply(
+        &mut self,
+        batch: &Batch,
+        requirement: Requirement,
+        now: i64,
+    ) -> Result<IngestOutcome, StoreError> {
+        let key = &batch.key;
+        let status = if self.tracker.is_open(key) {
+            SessionStatus::Open
+        } else {
+            self.writer.session_status(key)?
+        };
+        match (status, requirement) {
+            (SessionStatus::Closed, _) => return Ok(IngestOutcome::SessionClosed),
+            (SessionStatus::Unknown, Requirement::MustExist) => {
+                return Ok(IngestOutcome::UnknownSession)
+            }
+            _ => {}
+        }
+        if status == SessionStatus::Open && !self.tracker.is_open(key) {
+            // The store says open but the tracker lost it: cannot happen
+            // after `restore`; refuse rather than fork the session.
+            warn!(session = %key.session_id, "open session missing from tracker");
+        }
+        let mut fresh = Vec::with_capacity(batch.events.len());
+        for ev in &batch.events {
+            if self.writer.insert_event(key, batch.protocol, ev)? {
+                fresh.push(ev.clone());
+            }
+        }
+        let accepted = fresh.len();
+        let duplicates = batch.events.len() - accepted;
+        if fresh.is_empty() {
+            let session = match self.tracker.get(key) {
+                Some(s) => s.summary(key, None),
+                None => match self.store_session(key)? {
+                    Some(s) => s,
+                    None => return Ok(IngestOutcome::UnknownSession),
+                },
+            };
+            return Ok(IngestOutcome::Applied {
+                accepted,
+                duplicates,
+                session: Box::new(session),
+            });
+        }
+        let writer = &mut self.writer;
+        let ingested = self
+            .tracker
+            .ingest(key, batch.protocol, &batch.meta, fresh, now, || {
+                writer.session_events(key)
+            })?;
+        self.writer.put_session(&ingested.summary)?;
+        if ingested.closed.is_some() {
+            self.writer.add_to_rollup(&ingested.summary)?;
+        }
+        Ok(IngestOutcome::Applied {
+            accepted,
+            duplicates,
+            session: Box::new(ingested.summary),
+        })
+    }
+
+    fn store_session(
+        &self,
+        key: &playhead_model::SessionKey,
+    ) -> Result<Option<SessionSummary>, StoreError> {
+        self.store.session(key)
+    }
+
+    fn count(&self, batch: &Batch, outcome: &IngestOutcome) {
+        let p = batch.protocol.as_str();
+        match outcome {
+            IngestOutcome::Applied {
+                accepted,
+                duplicates,
+                ..
+            } => {
+                self.telemetry.count_events(p, "accepted", *accepted as u64);
+                self.telemetry
+                    .count_events(p, "duplicate", *duplicates as u64);
+            }
+            IngestOutcome::SessionClosed => {
+                self.telemetry
+                    .count_events(p, "session_closed", batch.events.len() as u64)
+            }
+            IngestOutcome::UnknownSession => {
+                self.telemetry
+                    .count_events(p, "unknown_session", batch.events.len() as u64)
+            }
+        }
+    }
+}

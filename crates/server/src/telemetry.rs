@@ -1,0 +1,104 @@
+//! Prometheus metrics of the server itself (`GET /metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub protocol: String,
+    /// `accepted`, or why not: `duplicate`, `session_closed`, `invalid`, `overloaded`.
+    pub outcome: String,
+}
+
+/// Every metric the server exports.
+pub struct Telemetry {
+    registry: Registry,
+    pub requests: Family<RouteLabels, Counter>,
+    pub events: Family<EventLabels, Counter>,
+    pub commit_seconds: Histogram,
+    pub commit_group_size: Histogram,
+    pub queue_depth: Gauge,
+    pub open_sessions: Gauge,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("playhead");
+        let requests = Family::<RouteLabels, Counter>::default();
+        let events = Family::<EventLabels, Counter>::default();
+        let commit_seconds = Histogram::new(exponential_buckets(0.0002, 2.0, 16));
+        let commit_group_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        let queue_depth = Gauge::default();
+        let open_sessions = Gauge::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "events",
+            "Ingested events by protocol and outcome",
+            events.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time to commit one group of ingest requests",
+            commit_seconds.clone(),
+        );
+        registry.register(
+            "commit_group_size",
+            "Ingest requests committed together",
+            commit_group_size.clone(),
+        );
+        registry.register(
+            "ingest_queue_depth",
+            "Ingest requests waiting for the writer",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "open_sessions",
+            "Sessions open in the engine",
+            open_sessions.clone(),
+        );
+        Telemetry {
+            registry,
+            requests,
+            events,
+            commit_seconds,
+            commit_group_size,
+            queue_depth,
+            open_sessions,
+        }
+    }
+}
+
+impl Telemetry {
+    pub fn count_events(&self, protocol: &str, outcome: &str, n: u64) {
+        if n > 0 {
+            self.events
+                .get_or_create(&EventLabels {
+                    protocol: protocol.to_owned(),
+                    outcome: outcome.to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,50 @@
+//! `browser`, `os` and `device_type` dimensions from a User-Agent, with
+//! woothee (the parser Vector's `parse_user_agent` uses in fast mode).
+
+use std::collections::BTreeMap;
+
+/// Dimensions parsed from a User-Agent; unknown parts are left out.
+pub fn dimensions(user_agent: &str) -> BTreeMap<String, String> {
+    let mut dims = BTreeMap::new();
+    let Some(r) = woothee::parser::Parser::new().parse(user_agent) else {
+        return dims;
+    };
+    let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
+    if known(r.name) {
+        dims.insert("browser".into(), r.name.to_owned());
+    }
+    if known(r.os) {
+        dims.insert("os".into(), r.os.to_owned());
+    }
+    let device = match r.category {
+        "pc" => "desktop",
+        "smartphone" => "mobile",
+        "mobilephone" => "mobile",
+        "appliance" => "tv",
+        "crawler" => "bot",
+        _ => "",
+    };
+    // woothee files tablets under smartphone; the OS tells them apart.
+    let device = if r.os == "iPad" { "tablet" } else { device };
+    if !device.is_empty() {
+        dims.insert("device_type".into(), device.to_owned());
+    }
+    dims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_agents() {
+        let chrome = dimensions("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
+        assert_eq!(chrome["browser"], "Chrome");
+        assert_eq!(chrome["os"], "Windows 10");
+        assert_eq!(chrome["device_type"], "desktop");
+        let iphone = dimensions("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1");
+        assert_eq!(iphone["browser"], "Safari");
+        assert_eq!(iphone["device_type"], "mobile");
+        assert!(dimensions("").is_empty());
+    }
+}
