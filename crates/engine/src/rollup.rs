@@ -56,14 +56,14 @@ impl Quantiles {
             Quantiles::Exact(values) => {
                 values.push(v);
                 if values.len() > EXACT_QUANTILE_LIMIT {
-                    self.to_sketch();
+                    self.make_sketch();
                 }
             }
             Quantiles::Sketch(s) => s.add(v),
         }
     }
 
-    fn to_sketch(&mut self) {
+    fn make_sketch(&mut self) {
         if let Quantiles::Exact(values) = self {
             let mut s = new_ddsketch();
             for v in values.iter() {
@@ -81,7 +81,7 @@ impl Quantiles {
                 }
             }
             Quantiles::Sketch(o) => {
-                self.to_sketch();
+                self.make_sketch();
                 if let Quantiles::Sketch(s) = self {
                     // Same config on both sides: merge cannot fail.
                     let _ = s.merge(o);
@@ -133,7 +133,7 @@ impl Distinct {
             Distinct::Exact(set) => {
                 set.insert(h);
                 if set.len() > EXACT_DISTINCT_LIMIT {
-                    self.to_sketch();
+                    self.make_sketch();
                 }
             }
             Distinct::Sketch(hll) => hll.insert(&h),
@@ -144,7 +144,7 @@ impl Distinct {
         self.insert_hash(stable_hash(viewer_id.as_bytes()));
     }
 
-    fn to_sketch(&mut self) {
+    fn make_sketch(&mut self) {
         if let Distinct::Exact(set) = self {
             let mut hll = HyperLogLogPlus::new(HLL_PRECISION, StableBuildHasher)
                 .expect("precision 14 is valid");
@@ -163,7 +163,7 @@ impl Distinct {
                 }
             }
             Distinct::Sketch(o) => {
-                self.to_sketch();
+                self.make_sketch();
                 if let Distinct::Sketch(hll) = self {
                     // Same precision on both sides: merge cannot fail.
                     let _ = hll.merge(o);
