@@ -498,7 +498,7 @@ impl Playback {
         let duration = meta
             .duration_s
             .filter(|d| d.is_finite() && *d > 0.0 && !meta.is_live());
-        let completion = duration.map(|d| (content_watched_s / d).min(1.0));
+        let completion = duration.map(|d| content_watched_s / d);
         let progress_markers = match (duration, self.max_playhead) {
             (Some(d), Some(max)) => PROGRESS_MARKERS
                 .into_iter()

@@ -4,7 +4,7 @@
 //! - [`sqlite`]: the embedded backend (rusqlite, bundled SQLite, WAL).
 //! - [`conformance`]: the storage conformance suite, one function per
 //!   behaviour; each backend's tests call [`conformance::run_all`].
-//! - [`error`]: `StoreError`.
+//! - [`error`]: the one error type, [`StoreError`].
 //!
 //! Writes go through one [`StoreWriter`] owned by the ingest thread, in
 //! transactions: the server answers an ingest request only after the
@@ -22,7 +22,7 @@ pub mod error;
 pub mod sqlite;
 
 pub use error::StoreError;
-// pub use sqlite::SqliteStore;
+pub use sqlite::SqliteStore;
 
 use playhead_engine::Aggregate;
 use playhead_model::{Dimension, Event, Millis, Protocol, SessionKey, SessionSummary};

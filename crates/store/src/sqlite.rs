@@ -1,1 +1,933 @@
-//! SQLite backend (being written).
+//! The embedded backend: one SQLite database, `playhead.sqlite`, in the data
+//! directory, in WAL mode (bundled SQLite through `rusqlite`).
+//!
+//! Tables (schema version [`SCHEMA_VERSION`], kept in `PRAGMA user_version`):
+//! - `events`: one row per stored event, the canonical [`Event`] as JSON in
+//!   `body`. `UNIQUE(property, session_id, dedup_key)` is the dedup rule; a
+//!   `u64` dedup key (and `order`, in `ord`) is stored bit-cast to `i64`, so
+//!   SQL order on those columns is not their order: events are sorted in
+//!   Rust by [`Event::sort_key`] after loading.
+//! - `sessions`: one row per session, its latest [`SessionSummary`] as JSON
+//!   in `summary`, plus the columns queries filter on.
+//! - `rollups`: one [`Aggregate`] (JSON in `agg`) per property × minute of
+//!   session start (ms, a multiple of 60,000) × [`ROLLUP_DIMENSIONS`], for
+//!   closed sessions only. A dimension a session has no value for is stored
+//!   as `''` (SQLite treats NULLs in a primary key as distinct, which would
+//!   break the upsert). So an empty value and no value look alike there;
+//!   queries filtering on an empty value read session rows instead, and no
+//!   query makes a group of the empty value (on either path).
+//!
+//! Connections: the writer owns one connection; reads take one from a small
+//! pool (opened on demand, `query_only`), so reads never wait for the
+//! writer (WAL) and see only committed data. Reads made of several
+//! statements run in one read transaction, one snapshot.
+//!
+//! Aggregate queries that the rollups can answer (every filter and group
+//! dimension is a rollup dimension or `property`, intervals whole minutes)
+//! merge rollup rows for the whole minutes inside `[from, to)` and read
+//! session rows for closed sessions in the partial minutes at either edge and
+//! for open sessions. Any other query reads session rows. Both give the same
+//! numbers (the conformance suite checks it).
+
+use crate::{
+    Filters, FsyncPolicy, GroupBy, GroupKey, OpenSessionRecord, Realtime, Result, SessionPage,
+    SessionQuery, SessionStatus, Store, StoreError, StoreWriter, ROLLUP_DIMENSIONS,
+};
+use playhead_engine::Aggregate;
+use playhead_model::{Dimension, Event, Millis, Protocol, SessionKey, SessionSummary};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "playhead.sqlite";
+/// The schema this build writes, stored in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const MINUTE_MS: Millis = 60_000;
+/// How long a statement waits for a lock before failing with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle read connections kept; more are opened under load and then closed.
+const MAX_IDLE_READERS: usize = 8;
+const STATEMENT_CACHE: usize = 64;
+/// `session_spans` reads sessions starting this long before `from` (plus
+/// every still-open one, however old).
+const SPAN_LOOKBACK_MS: Millis = 24 * 3600 * 1000;
+const CONCURRENT_WINDOW_MS: Millis = 60_000;
+const VIEWERS_WINDOW_MS: Millis = 300_000;
+const MAX_PAGE: usize = 1000;
+
+/// The rollup columns, in the order of [`ROLLUP_DIMENSIONS`].
+const ROLLUP_COLUMNS: [&str; 6] = [
+    "protocol",
+    "video_id",
+    "content_type",
+    "browser",
+    "os",
+    "device_type",
+];
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    property TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    dedup_key INTEGER NOT NULL,
+    t INTEGER NOT NULL,
+    ord INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (property, session_id, dedup_key)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    property TEXT NOT NULL,
+    id TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    video_id TEXT,
+    viewer_id TEXT,
+    open INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    last_event_at INTEGER NOT NULL,
+    last_received_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    summary TEXT NOT NULL,
+    PRIMARY KEY (property, id)
+);
+-- With id, pages of list_sessions come out of the index in order.
+CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions (property, started_at, id);
+CREATE INDEX IF NOT EXISTS sessions_by_open ON sessions (property, open, last_received_at);
+CREATE INDEX IF NOT EXISTS sessions_by_received ON sessions (property, last_received_at);
+-- Open sessions are few: a partial index finds them without a scan, for
+-- open_sessions() at start-up and the open part of aggregate queries.
+CREATE INDEX IF NOT EXISTS open_sessions_by_start ON sessions (property, started_at) WHERE open = 1;
+CREATE TABLE IF NOT EXISTS rollups (
+    property TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    video_id TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    browser TEXT NOT NULL,
+    os TEXT NOT NULL,
+    device_type TEXT NOT NULL,
+    agg TEXT NOT NULL,
+    PRIMARY KEY (property, minute, protocol, video_id, content_type, browser, os, device_type)
+);
+";
+
+/// The embedded SQLite store. Cheap to share (`Arc<SqliteStore>`): reads
+/// take a pooled connection, writes go through [`Store::writer`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    dir: PathBuf,
+    path: PathBuf,
+    fsync: FsyncPolicy,
+    idle_readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Open (or create) the store in `dir`, creating the directory, the
+    /// database file and its schema as needed.
+    pub fn open(dir: &Path, fsync: FsyncPolicy) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(DB_FILE);
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Other(format!(
+                "{} could not switch to WAL (journal mode `{mode}`)",
+                path.display()
+            )));
+        }
+        create_schema(&mut conn)?;
+        configure_reader(&conn)?;
+        Ok(SqliteStore {
+            dir: dir.to_owned(),
+            path,
+            fsync,
+            idle_readers: Mutex::new(vec![conn]),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` on a pooled read connection. The pool's lock is held only to
+    /// pop and push a connection.
+    fn with_reader<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let idle = self
+            .idle_readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let out = f(&mut conn);
+        let mut idle = self
+            .idle_readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+fn create_schema(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Other(format!(
+            "database schema version {version} is newer than this build's ({SCHEMA_VERSION})"
+        )));
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    configure_reader(&conn)?;
+    Ok(conn)
+}
+
+/// Read connections are opened read-write (a read-only one cannot create
+/// the WAL index if it is missing) but refuse to write.
+fn configure_reader(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "query_only", true)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn writer(&self) -> Result<Box<dyn StoreWriter>> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let synchronous = match self.fsync {
+            FsyncPolicy::Always => "FULL",
+            FsyncPolicy::Off => "OFF",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Box::new(SqliteWriter { conn }))
+    }
+
+    fn session(&self, key: &SessionKey) -> Result<Option<SessionSummary>> {
+        self.with_reader(|conn| load_session(conn, key))
+    }
+
+    fn session_events(&self, key: &SessionKey) -> Result<Vec<Event>> {
+        self.with_reader(|conn| load_events(conn, key))
+    }
+
+    /// Keyset pagination on (started_at, id); the cursor is the last
+    /// listed session's, hex-encoded. A `limit` outside 1..=1000 is clamped
+    /// into it. Filters on columns run in SQL, the others on each row.
+    fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage> {
+        let limit = query.limit.clamp(1, MAX_PAGE);
+        let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let f = &query.filters;
+        let mut sql = SessionSql::new("summary", f);
+        sql.and("started_at >= ? AND started_at < ?", [f.from, f.to]);
+        if let Some((started_at, id)) = after {
+            sql.cond
+                .push_str(" AND (started_at < ? OR (started_at = ? AND id < ?))");
+            sql.params.extend([
+                Value::Integer(started_at),
+                Value::Integer(started_at),
+                Value::Text(id),
+            ]);
+        }
+        if let Some(failed) = query.failed {
+            sql.and("failed = ?", [i64::from(failed)]);
+        }
+        sql.cond.push_str(" ORDER BY started_at DESC, id DESC");
+        self.with_reader(|conn| {
+            let mut sessions = Vec::new();
+            let mut more = false;
+            sql.each_summary(conn, |s| {
+                if !f.matches(&s) {
+                    return Ok(true);
+                }
+                if sessions.len() == limit {
+                    more = true;
+                    return Ok(false);
+                }
+                sessions.push(s);
+                Ok(true)
+            })?;
+            let next_cursor = more
+                .then(|| sessions.last())
+                .flatten()
+                .map(|s| encode_cursor(s.started_at, &s.key.session_id));
+            Ok(SessionPage {
+                sessions,
+                next_cursor,
+            })
+        })
+    }
+
+    fn open_sessions(&self) -> Result<Vec<OpenSessionRecord>> {
+        self.with_reader(|conn| {
+            let tx = conn.transaction()?;
+            let summaries = {
+                let mut stmt = tx.prepare_cached("SELECT summary FROM sessions WHERE open = 1")?;
+                let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+                let mut summaries = Vec::new();
+                for json in rows {
+                    summaries.push(serde_json::from_str::<SessionSummary>(&json?)?);
+                }
+                summaries.sort_by(|a, b| a.key.cmp(&b.key));
+                summaries
+            };
+            let mut out = Vec::with_capacity(summaries.len());
+            for summary in summaries {
+                let events = load_events(&tx, &summary.key)?;
+                out.push(OpenSessionRecord { summary, events });
+            }
+            Ok(out)
+        })
+    }
+
+    fn aggregate(
+        &self,
+        filters: &Filters,
+        group: &GroupBy,
+    ) -> Result<BTreeMap<GroupKey, Aggregate>> {
+        if let GroupBy::Interval(i) = group {
+            if *i <= 0 {
+                return Err(StoreError::Other(format!(
+                    "interval must be positive, got {i}"
+                )));
+            }
+        }
+        self.with_reader(|conn| {
+            // One snapshot: a session closing between the rollup read and
+            // the session-row read would otherwise be missed or counted twice.
+            let tx = conn.transaction()?;
+            let mut out = BTreeMap::new();
+            let (from, to) = (filters.from, filters.to);
+            let session_reads = match rollup_minutes(filters, group) {
+                Some((lo, hi)) => {
+                    merge_rollups(&tx, filters, group, lo, hi, &mut out)?;
+                    vec![
+                        (
+                            "open = 0 AND started_at >= ? AND started_at < ?",
+                            [from, lo],
+                        ),
+                        ("open = 0 AND started_at >= ? AND started_at < ?", [hi, to]),
+                        (
+                            "open = 1 AND started_at >= ? AND started_at < ?",
+                            [from, to],
+                        ),
+                    ]
+                }
+                None => vec![("started_at >= ? AND started_at < ?", [from, to])],
+            };
+            for (cond, params) in session_reads {
+                let mut sql = SessionSql::new("summary", filters);
+                sql.and(cond, params);
+                sql.each_summary(&tx, |s| {
+                    if filters.matches(&s) {
+                        add_grouped(&mut out, group, &s);
+                    }
+                    Ok(true)
+                })?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn session_spans(&self, filters: &Filters) -> Result<Vec<(Millis, Millis)>> {
+        let lookback = filters.from.saturating_sub(SPAN_LOOKBACK_MS);
+        self.with_reader(|conn| {
+            let tx = conn.transaction()?;
+            let mut spans = Vec::new();
+            let mut add = |s: SessionSummary| {
+                let end = if s.open {
+                    s.last_event_at
+                } else {
+                    s.ended_at.unwrap_or(s.last_event_at)
+                };
+                if dimensions_match(filters, &s) && s.started_at < filters.to && end >= filters.from
+                {
+                    spans.push((s.started_at, end));
+                }
+                Ok(true)
+            };
+            let mut recent = SessionSql::new("summary", filters);
+            recent.and("started_at >= ? AND started_at < ?", [lookback, filters.to]);
+            recent.each_summary(&tx, &mut add)?;
+            // Open sessions older than the lookback (a long live stream).
+            let mut old_open = SessionSql::new("summary", filters);
+            old_open.and("open = 1 AND started_at < ?", [lookback]);
+            old_open.each_summary(&tx, &mut add)?;
+            spans.sort_unstable();
+            Ok(spans)
+        })
+    }
+
+    fn realtime(&self, filters: &Filters, now: Millis) -> Result<Realtime> {
+        // Filters on session columns are answered in SQL; any other
+        // dimension needs the summary.
+        let needs_summary = filters
+            .dimensions
+            .iter()
+            .any(|(dim, _)| session_column(dim).is_none());
+        let columns = if needs_summary {
+            "open, last_received_at, video_id, viewer_id, summary"
+        } else {
+            "open, last_received_at, video_id, viewer_id, NULL"
+        };
+        let mut sql = SessionSql::new(columns, filters);
+        sql.and(
+            "last_received_at >= ?",
+            [now.saturating_sub(VIEWERS_WINDOW_MS)],
+        );
+        let concurrent_since = now.saturating_sub(CONCURRENT_WINDOW_MS);
+        self.with_reader(|conn| {
+            let mut concurrent = 0u64;
+            let mut by_video: BTreeMap<String, u64> = BTreeMap::new();
+            let mut viewers: BTreeSet<String> = BTreeSet::new();
+            let mut stmt = conn.prepare_cached(&sql.sql())?;
+            let mut rows = stmt.query(params_from_iter(sql.params.iter()))?;
+            while let Some(row) = rows.next()? {
+                if let Some(json) = row.get::<_, Option<String>>(4)? {
+                    let s: SessionSummary = serde_json::from_str(&json)?;
+                    if !dimensions_match(filters, &s) {
+                        continue;
+                    }
+                }
+                let open: bool = row.get(0)?;
+                let last_received_at: Millis = row.get(1)?;
+                if let Some(viewer) = row.get::<_, Option<String>>(3)? {
+                    viewers.insert(viewer);
+                }
+                if open && last_received_at >= concurrent_since {
+                    concurrent += 1;
+                    if let Some(video) = row.get::<_, Option<String>>(2)? {
+                        *by_video.entry(video).or_default() += 1;
+                    }
+                }
+            }
+            let mut by_video: Vec<(String, u64)> = by_video.into_iter().collect();
+            by_video.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            Ok(Realtime {
+                concurrent_viewers: concurrent,
+                by_video,
+                viewers_last_5m: viewers.len() as u64,
+            })
+        })
+    }
+
+    /// Cheap: the database file (and its WAL, when present) can be opened
+    /// for writing — false on a read-only mount, a removed directory or lost
+    /// permissions. A full disk shows as failed commits, not here.
+    fn is_writable(&self) -> bool {
+        let writable = |p: &Path| std::fs::OpenOptions::new().append(true).open(p).map(drop);
+        let wal = self.dir.join(format!("{DB_FILE}-wal"));
+        self.dir.is_dir()
+            && writable(&self.path).is_ok()
+            && (!wal.exists() || writable(&wal).is_ok())
+    }
+}
+
+/// The write path: one connection, one transaction at a time.
+struct SqliteWriter {
+    conn: Connection,
+}
+
+impl StoreWriter for SqliteWriter {
+    fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    fn insert_event(
+        &mut self,
+        key: &SessionKey,
+        protocol: Protocol,
+        event: &Event,
+    ) -> Result<bool> {
+        let body = serde_json::to_string(event)?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO events (property, session_id, protocol, dedup_key, t, ord, type, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let inserted = stmt.execute(params![
+            key.property,
+            key.session_id,
+            protocol.as_str(),
+            event.dedup_key as i64,
+            event.t,
+            event.order as i64,
+            event.type_name(),
+            body,
+        ])?;
+        Ok(inserted == 1)
+    }
+
+    fn session_events(&mut self, key: &SessionKey) -> Result<Vec<Event>> {
+        load_events(&self.conn, key)
+    }
+
+    fn session_status(&mut self, key: &SessionKey) -> Result<SessionStatus> {
+        let open: Option<bool> = self
+            .conn
+            .prepare_cached("SELECT open FROM sessions WHERE property = ?1 AND id = ?2")?
+            .query_row(params![key.property, key.session_id], |row| row.get(0))
+            .optional()?;
+        Ok(match open {
+            None => SessionStatus::Unknown,
+            Some(true) => SessionStatus::Open,
+            Some(false) => SessionStatus::Closed,
+        })
+    }
+
+    fn put_session(&mut self, s: &SessionSummary) -> Result<()> {
+        let summary = serde_json::to_string(s)?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO sessions (property, id, protocol, video_id, viewer_id, open, failed,
+                                   started_at, last_event_at, last_received_at, ended_at, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (property, id) DO UPDATE SET
+                protocol = excluded.protocol,
+                video_id = excluded.video_id,
+                viewer_id = excluded.viewer_id,
+                open = excluded.open,
+                failed = excluded.failed,
+                started_at = excluded.started_at,
+                last_event_at = excluded.last_event_at,
+                last_received_at = excluded.last_received_at,
+                ended_at = excluded.ended_at,
+                summary = excluded.summary",
+        )?;
+        stmt.execute(params![
+            s.key.property,
+            s.key.session_id,
+            s.protocol.as_str(),
+            s.meta.video_id,
+            s.meta.viewer_id,
+            s.open,
+            s.metrics.failed,
+            s.started_at,
+            s.last_event_at,
+            s.last_received_at,
+            s.ended_at,
+            summary,
+        ])?;
+        Ok(())
+    }
+
+    fn add_to_rollup(&mut self, s: &SessionSummary) -> Result<()> {
+        let minute = s.started_at.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let [protocol, video_id, content_type, browser, os, device_type] =
+            ROLLUP_DIMENSIONS.map(|dim| {
+                s.dimension_values(&dim)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default()
+            });
+        let existing: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT agg FROM rollups WHERE property = ?1 AND minute = ?2 AND protocol = ?3
+                 AND video_id = ?4 AND content_type = ?5 AND browser = ?6 AND os = ?7
+                 AND device_type = ?8",
+            )?
+            .query_row(
+                params![
+                    s.key.property,
+                    minute,
+                    protocol,
+                    video_id,
+                    content_type,
+                    browser,
+                    os,
+                    device_type
+                ],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let mut agg = match existing {
+            Some(json) => serde_json::from_str::<Aggregate>(&json)?,
+            None => Aggregate::default(),
+        };
+        agg.add_session(s);
+        let agg = serde_json::to_string(&agg)?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO rollups (property, minute, protocol, video_id, content_type, browser,
+                                      os, device_type, agg)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (property, minute, protocol, video_id, content_type, browser, os,
+                              device_type)
+                 DO UPDATE SET agg = excluded.agg",
+            )?
+            .execute(params![
+                s.key.property,
+                minute,
+                protocol,
+                video_id,
+                content_type,
+                browser,
+                os,
+                device_type,
+                agg
+            ])?;
+        Ok(())
+    }
+
+    /// A failed commit leaves the transaction open: call `rollback`.
+    fn commit(&mut self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        Ok(())
+    }
+}
+
+fn load_session(conn: &Connection, key: &SessionKey) -> Result<Option<SessionSummary>> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT summary FROM sessions WHERE property = ?1 AND id = ?2")?
+        .query_row(params![key.property, key.session_id], |row| row.get(0))
+        .optional()?;
+    Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
+}
+
+fn load_events(conn: &Connection, key: &SessionKey) -> Result<Vec<Event>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT body FROM events WHERE property = ?1 AND session_id = ?2")?;
+    let rows = stmt.query_map(params![key.property, key.session_id], |row| {
+        row.get::<_, String>(0)
+    })?;
+    let mut events = Vec::new();
+    for body in rows {
+        events.push(serde_json::from_str::<Event>(&body?)?);
+    }
+    // Sorted here, not in SQL: `dedup_key` and `ord` are bit-cast i64s
+    // there, whose order differs from the u64s' above i64::MAX.
+    events.sort_by_key(Event::sort_key);
+    Ok(events)
+}
+
+/// The `sessions` column holding a dimension's only value, if any.
+fn session_column(dim: &Dimension) -> Option<&'static str> {
+    match dim {
+        Dimension::Property => Some("property"),
+        Dimension::Protocol => Some("protocol"),
+        Dimension::VideoId => Some("video_id"),
+        Dimension::ViewerId => Some("viewer_id"),
+        _ => None,
+    }
+}
+
+/// The `rollups` column of a dimension, if it is one of [`ROLLUP_DIMENSIONS`].
+fn rollup_column(dim: &Dimension) -> Option<&'static str> {
+    ROLLUP_DIMENSIONS
+        .iter()
+        .position(|d| d == dim)
+        .map(|i| ROLLUP_COLUMNS[i])
+}
+
+/// Whether a session passes the property and dimension filters (not the
+/// time range).
+fn dimensions_match(filters: &Filters, s: &SessionSummary) -> bool {
+    s.key.property == filters.property
+        && filters
+            .dimensions
+            .iter()
+            .all(|(dim, wanted)| s.dimension_values(dim).iter().any(|v| wanted.contains(v)))
+}
+
+/// A `SELECT <columns> FROM sessions WHERE property = ? ...` with the
+/// dimension filters that map to columns pushed into SQL. Rows still need
+/// checking in Rust for the other dimensions. Only placeholders are built
+/// into the SQL text; every value is a parameter.
+struct SessionSql {
+    columns: &'static str,
+    cond: String,
+    params: Vec<Value>,
+}
+
+impl SessionSql {
+    fn new(columns: &'static str, filters: &Filters) -> SessionSql {
+        let mut sql = SessionSql {
+            columns,
+            cond: "property = ?".to_owned(),
+            params: vec![Value::Text(filters.property.clone())],
+        };
+        for (dim, wanted) in &filters.dimensions {
+            if let Some(column) = session_column(dim) {
+                sql.push_in(column, wanted);
+            }
+        }
+        sql
+    }
+
+    fn and<const N: usize>(&mut self, cond: &str, params: [i64; N]) {
+        self.cond.push_str(" AND ");
+        self.cond.push_str(cond);
+        self.params.extend(params.map(Value::Integer));
+    }
+
+    fn push_in(&mut self, column: &'static str, wanted: &[String]) {
+        push_in(&mut self.cond, &mut self.params, column, wanted);
+    }
+
+    fn sql(&self) -> String {
+        format!("SELECT {} FROM sessions WHERE {}", self.columns, self.cond)
+    }
+
+    /// Stream the summaries (the first column) to `each` until it returns
+    /// `false`.
+    fn each_summary(
+        &self,
+        conn: &Connection,
+        mut each: impl FnMut(SessionSummary) -> Result<bool>,
+    ) -> Result<()> {
+        let mut stmt = conn.prepare_cached(&self.sql())?;
+        let mut rows = stmt.query(params_from_iter(self.params.iter()))?;
+        while let Some(row) = rows.next()? {
+            let json: String = row.get(0)?;
+            if !each(serde_json::from_str(&json)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Append ` AND <column> IN (?, ...)`, one placeholder and parameter per value.
+fn push_in(cond: &mut String, params: &mut Vec<Value>, column: &'static str, wanted: &[String]) {
+    cond.push_str(" AND ");
+    cond.push_str(column);
+    cond.push_str(" IN (");
+    for i in 0..wanted.len() {
+        cond.push_str(if i == 0 { "?" } else { ", ?" });
+    }
+    cond.push(')');
+    params.extend(wanted.iter().map(|v| Value::Text(v.clone())));
+}
+
+/// The whole minutes `[lo, hi)` inside the query's range that rollups can
+/// answer, or `None` when the query must read session rows only (a filter
+/// or group rollups do not keep, an interval that is not whole minutes, an
+/// empty-value filter, or no whole minute in the range).
+fn rollup_minutes(filters: &Filters, group: &GroupBy) -> Option<(Millis, Millis)> {
+    let in_rollups = |dim: &Dimension| *dim == Dimension::Property || rollup_column(dim).is_some();
+    let filters_ok = filters
+        .dimensions
+        .iter()
+        .all(|(dim, wanted)| in_rollups(dim) && !wanted.iter().any(String::is_empty));
+    let group_ok = match group {
+        GroupBy::All => true,
+        GroupBy::Interval(i) => *i > 0 && i % MINUTE_MS == 0,
+        GroupBy::Dimension(dim) => in_rollups(dim),
+    };
+    if !(filters_ok && group_ok) {
+        return None;
+    }
+    let floor = filters.from.div_euclid(MINUTE_MS) * MINUTE_MS;
+    let lo = if floor < filters.from {
+        floor.checked_add(MINUTE_MS)?
+    } else {
+        floor
+    };
+    let hi = filters.to.div_euclid(MINUTE_MS) * MINUTE_MS;
+    (lo < hi).then_some((lo, hi))
+}
+
+/// Merge the rollup rows of minutes `[lo, hi)` matching the filters into `out`.
+fn merge_rollups(
+    conn: &Connection,
+    filters: &Filters,
+    group: &GroupBy,
+    lo: Millis,
+    hi: Millis,
+    out: &mut BTreeMap<GroupKey, Aggregate>,
+) -> Result<()> {
+    let mut cond = "property = ? AND minute >= ? AND minute < ?".to_owned();
+    let mut params = vec![
+        Value::Text(filters.property.clone()),
+        Value::Integer(lo),
+        Value::Integer(hi),
+    ];
+    for (dim, wanted) in &filters.dimensions {
+        match rollup_column(dim) {
+            Some(column) => push_in(&mut cond, &mut params, column, wanted),
+            // Property, the only other dimension rollup queries accept.
+            None => {
+                if !wanted.contains(&filters.property) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    let group_column = match group {
+        GroupBy::Dimension(dim) => rollup_column(dim),
+        _ => None,
+    };
+    let sql = format!(
+        "SELECT minute, {}, agg FROM rollups WHERE {cond}",
+        group_column.unwrap_or("NULL")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(params.iter()))?;
+    while let Some(row) = rows.next()? {
+        let minute: Millis = row.get(0)?;
+        let key = match group {
+            GroupBy::All => GroupKey::All,
+            GroupBy::Interval(i) => GroupKey::Bucket(minute.div_euclid(*i) * i),
+            GroupBy::Dimension(Dimension::Property) => GroupKey::Value(filters.property.clone()),
+            GroupBy::Dimension(_) => match row.get::<_, Option<String>>(1)? {
+                Some(v) if !v.is_empty() => GroupKey::Value(v),
+                // No value for the grouped dimension: not in any group.
+                _ => continue,
+            },
+        };
+        let agg: Aggregate = serde_json::from_str(&row.get::<_, String>(2)?)?;
+        out.entry(key).or_default().merge(&agg);
+    }
+    Ok(())
+}
+
+/// Add one session to its group(s).
+fn add_grouped(out: &mut BTreeMap<GroupKey, Aggregate>, group: &GroupBy, s: &SessionSummary) {
+    match group {
+        GroupBy::All => out.entry(GroupKey::All).or_default().add_session(s),
+        GroupBy::Interval(i) => out
+            .entry(GroupKey::Bucket(s.started_at.div_euclid(*i) * i))
+            .or_default()
+            .add_session(s),
+        GroupBy::Dimension(dim) => {
+            for v in s.dimension_values(dim) {
+                if !v.is_empty() {
+                    out.entry(GroupKey::Value(v)).or_default().add_session(s);
+                }
+            }
+        }
+    }
+}
+
+/// A page cursor: `<started_at>:<id>` of the page's last session, hex-encoded
+/// so that it is opaque and URL-safe.
+fn encode_cursor(started_at: Millis, id: &str) -> String {
+    format!("{started_at}:{id}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_cursor(cursor: &str) -> Result<(Millis, String)> {
+    let bad = || StoreError::BadCursor(cursor.chars().take(100).collect());
+    let digit = |b: &u8| char::from(*b).to_digit(16);
+    let bytes = cursor
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some((digit(hi)? << 4 | digit(lo)?) as u8),
+            _ => None,
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (started_at, id) = text.split_once(':').ok_or_else(bad)?;
+    let started_at = started_at.parse::<Millis>().map_err(|_| bad())?;
+    Ok((started_at, id.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips() {
+        for (t, id) in [
+            (0, "a"),
+            (-5, "x:y"),
+            (1_700_000_000_000, "séance é"),
+            (7, ""),
+        ] {
+            assert_eq!(
+                decode_cursor(&encode_cursor(t, id)).unwrap(),
+                (t, id.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_cursors_are_rejected() {
+        for bad in [
+            "",
+            "0",
+            "zz",
+            "é1",
+            "3a",
+            "41",
+            "ff3a61",
+            &encode_cursor(1, "a")[2..],
+        ] {
+            assert!(
+                matches!(decode_cursor(bad), Err(StoreError::BadCursor(_))),
+                "{bad:?} should be a bad cursor"
+            );
+        }
+    }
+
+    #[test]
+    fn rollup_minutes_are_the_whole_minutes_inside_the_range() {
+        let f = |from, to| Filters::new("p", from, to);
+        assert_eq!(
+            rollup_minutes(&f(0, 180_000), &GroupBy::All),
+            Some((0, 180_000))
+        );
+        assert_eq!(
+            rollup_minutes(&f(1, 179_999), &GroupBy::All),
+            Some((60_000, 120_000))
+        );
+        assert_eq!(rollup_minutes(&f(1, 119_999), &GroupBy::All), None);
+        assert_eq!(
+            rollup_minutes(&f(-90_000, 30_000), &GroupBy::All),
+            Some((-60_000, 0))
+        );
+        assert_eq!(
+            rollup_minutes(&f(0, 180_000), &GroupBy::Interval(90_000)),
+            None
+        );
+        assert_eq!(
+            rollup_minutes(&f(0, 180_000), &GroupBy::Dimension(Dimension::ViewerId)),
+            None
+        );
+        let mut by_video = f(0, 180_000);
+        by_video
+            .dimensions
+            .push((Dimension::VideoId, vec!["v".into()]));
+        assert!(rollup_minutes(&by_video, &GroupBy::Dimension(Dimension::Property)).is_some());
+        by_video
+            .dimensions
+            .push((Dimension::Browser, vec![String::new()]));
+        assert_eq!(rollup_minutes(&by_video, &GroupBy::All), None);
+    }
+}

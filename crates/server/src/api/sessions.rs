@@ -235,6 +235,10 @@ pub async fn events(
                 data.extend(extra);
             }
             data.insert("received_at".into(), Value::String(rfc3339(ev.received_at)));
+            if s.protocol == playhead_model::Protocol::Native {
+                // The SDK's own sequence number (the dedup key), for tracing retries.
+                data.insert("seq".into(), Value::from(ev.order));
+            }
             EventView {
                 t: rfc3339(ev.t),
                 kind: ev.type_name().to_owned(),

@@ -1,0 +1,229 @@
+//! The storage conformance suite against [`SqliteStore`], plus what only
+//! the SQLite backend promises: its file survives a reopen, it runs in WAL
+//! mode, and it refuses a schema newer than itself.
+
+use playhead_model::{Event, EventKind, Millis, PlayerState, Protocol, SessionKey, SessionMeta};
+use playhead_model::{SessionMetrics, SessionSummary};
+use playhead_store::sqlite::{DB_FILE, SCHEMA_VERSION};
+use playhead_store::{conformance, Filters, FsyncPolicy, GroupBy, GroupKey, SqliteStore, Store};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const T0: Millis = 1_700_000_000_000;
+
+#[test]
+fn sqlite_passes_the_conformance_suite() {
+    let root = tempfile::tempdir().unwrap();
+    let n = AtomicUsize::new(0);
+    let make = || -> Box<dyn Store> {
+        let dir = root
+            .path()
+            .join(format!("store-{}", n.fetch_add(1, Ordering::Relaxed)));
+        Box::new(SqliteStore::open(&dir, FsyncPolicy::Always).unwrap())
+    };
+    conformance::run_all(&make);
+}
+
+fn session(id: &str, started_at: Millis, open: bool) -> SessionSummary {
+    SessionSummary {
+        key: SessionKey::new("p", id),
+        protocol: Protocol::Native,
+        meta: SessionMeta {
+            video_id: Some("v1".into()),
+            viewer_id: Some(format!("viewer-{id}")),
+            ..SessionMeta::default()
+        },
+        state: if open {
+            PlayerState::Playing
+        } else {
+            PlayerState::Ended
+        },
+        open,
+        started_at,
+        last_event_at: started_at + 5_000,
+        last_received_at: started_at + 5_000,
+        ended_at: (!open).then_some(started_at + 5_000),
+        metrics: SessionMetrics {
+            played: true,
+            play_requested: true,
+            watch_time_ms: 5_000.0,
+            playing_time_ms: 5_000.0,
+            ..SessionMetrics::default()
+        },
+    }
+}
+
+/// One closed session (in the rollups) and one open one, with events.
+fn fill(store: &SqliteStore) {
+    let mut w = store.writer().unwrap();
+    w.begin().unwrap();
+    for (s, dedup) in [
+        (session("closed", T0, false), 1),
+        (session("open", T0, true), 2),
+    ] {
+        let mut e = Event::new(T0, T0, EventKind::Play);
+        e.dedup_key = dedup;
+        assert!(w.insert_event(&s.key, s.protocol, &e).unwrap());
+        w.put_session(&s).unwrap();
+        if !s.open {
+            w.add_to_rollup(&s).unwrap();
+        }
+    }
+    w.commit().unwrap();
+}
+
+fn count(db: &Path, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+#[test]
+fn reopening_keeps_sessions_events_and_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap();
+    fill(&store);
+    let before = store.session(&SessionKey::new("p", "closed")).unwrap();
+    drop(store);
+
+    let db = dir.path().join(DB_FILE);
+    assert_eq!(count(&db, "events"), 2);
+    assert_eq!(count(&db, "sessions"), 2);
+    assert_eq!(count(&db, "rollups"), 1);
+
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap();
+    assert_eq!(
+        store.session(&SessionKey::new("p", "closed")).unwrap(),
+        before
+    );
+    assert_eq!(
+        store
+            .session_events(&SessionKey::new("p", "open"))
+            .unwrap()
+            .len(),
+        1
+    );
+    let open = store.open_sessions().unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].summary.key.session_id, "open");
+    assert_eq!(open[0].events.len(), 1);
+    // Whole minutes around T0: the closed session is counted from its rollup.
+    let minute = T0.div_euclid(60_000) * 60_000;
+    let agg = store
+        .aggregate(
+            &Filters::new("p", minute - 60_000, minute + 120_000),
+            &GroupBy::All,
+        )
+        .unwrap();
+    assert_eq!(agg[&GroupKey::All].views, 2);
+    // A dedup key stored before the reopen still dedups.
+    let mut w = store.writer().unwrap();
+    let mut e = Event::new(T0, T0, EventKind::Play);
+    e.dedup_key = 1;
+    assert!(!w
+        .insert_event(&SessionKey::new("p", "closed"), Protocol::Native, &e)
+        .unwrap());
+}
+
+#[test]
+fn the_database_is_in_wal_mode_with_the_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("nested/data"), FsyncPolicy::Always).unwrap();
+    assert!(store.path().ends_with(format!("nested/data/{DB_FILE}")));
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert!(store.is_writable());
+}
+
+#[test]
+fn fsync_off_opens_and_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+    fill(&store);
+    assert_eq!(store.open_sessions().unwrap().len(), 1);
+    assert!(store.is_writable());
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(conn);
+    let err = SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap_err();
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[test]
+fn missing_rollup_dimensions_are_stored_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+    fill(&store);
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let row: (i64, String, String, String, String) = conn
+        .query_row(
+            "SELECT minute, protocol, video_id, browser, device_type FROM rollups",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        row,
+        (
+            T0.div_euclid(60_000) * 60_000,
+            "native".to_owned(),
+            "v1".to_owned(),
+            String::new(),
+            String::new()
+        )
+    );
+}
+
+/// Readers use their own connections: an open write transaction neither
+/// blocks them nor shows them its writes.
+#[test]
+fn reads_see_only_committed_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+    let key = SessionKey::new("p", "s");
+    let mut w = store.writer().unwrap();
+    w.begin().unwrap();
+    let e = Event::new(T0, T0, EventKind::Play);
+    assert!(w.insert_event(&key, Protocol::Native, &e).unwrap());
+    w.put_session(&session("s", T0, true)).unwrap();
+    assert!(store.session_events(&key).unwrap().is_empty());
+    assert!(store.session(&key).unwrap().is_none());
+    assert!(store.open_sessions().unwrap().is_empty());
+    w.commit().unwrap();
+    assert_eq!(store.session_events(&key).unwrap(), vec![e]);
+    assert!(store.session(&key).unwrap().is_some());
+}
+
+/// Open sessions older than the 24 h look-back still have a span.
+#[test]
+fn spans_include_long_open_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+    let from = T0 + 48 * 3_600_000;
+    let mut long = session("long", T0, true);
+    long.last_event_at = from + 1000;
+    let mut w = store.writer().unwrap();
+    w.begin().unwrap();
+    w.put_session(&long).unwrap();
+    w.commit().unwrap();
+    let spans = store
+        .session_spans(&Filters::new("p", from, from + 3_600_000))
+        .unwrap();
+    assert_eq!(spans, vec![(T0, from + 1000)]);
+}
