@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use playhead_store::{Store, StoreError};
 use std::sync::Arc;
+use tower::Layer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
@@ -58,19 +59,15 @@ impl AppState {
 
 /// Every route of the server.
 pub fn app(state: AppState) -> Router {
-    // Players post from any page; sendBeacon's text/plain needs no preflight,
-    // fetch's application/json does.
-    let ingest_cors = CorsLayer::new()
+    // Players post from any page (sendBeacon's text/plain needs no
+    // preflight, fetch's application/json does), and dashboards read with a
+    // bearer key (no cookies), so any origin may call. One layer around the
+    // whole router answers preflights before routing.
+    let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE]);
-    let ingest = Router::new()
-        .route("/v1/events", post(native_ingest::post_events))
-        .layer(ingest_cors);
-    let read_cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION]);
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
+    let ingest = Router::new().route("/v1/events", post(native_ingest::post_events));
     let data = Router::new()
         .route("/data/v1/sessions", get(api::sessions::list))
         .route("/data/v1/sessions/{id}", get(api::sessions::detail))
@@ -78,18 +75,18 @@ pub fn app(state: AppState) -> Router {
         .route("/data/v1/metrics", get(api::metrics::overview))
         .route("/data/v1/metrics/timeseries", get(api::metrics::timeseries))
         .route("/data/v1/metrics/breakdown", get(api::metrics::breakdown))
-        .route("/data/v1/realtime", get(api::metrics::realtime))
-        .layer(read_cors);
+        .route("/data/v1/realtime", get(api::metrics::realtime));
     let ops = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi));
-    Router::new()
+    let routes = Router::new()
         .merge(ingest)
         .merge(data)
         .merge(ops)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -99,11 +96,21 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             state.config.request_timeout,
         ))
-        .with_state(state)
+        .with_state(state);
+    // CORS wraps the whole router as one service, so it sees every request
+    // (preflights included) before routing and its 404/405 fallbacks.
+    Router::new().fallback_service(cors.layer(routes))
 }
 
 async fn not_found() -> crate::error::ApiError {
     crate::error::ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed(method: Method) -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        crate::error::ErrorCode::MethodNotAllowed,
+        format!("method {method} is not allowed on this route"),
+    )
 }
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -136,13 +136,16 @@ impl Pipeline {
             requirement,
             reply,
         }));
-        match self.tx.try_send(msg) {
-            Ok(()) => {
-                let d = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
-                self.telemetry.queue_depth.set(d);
-            }
-            Err(TrySendError::Full(_)) => return Err(IngestError::Overloaded),
-            Err(TrySendError::Disconnected(_)) => return Err(IngestError::ShuttingDown),
+        // Count before sending: the writer may dequeue (and decrement) first.
+        let d = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        self.telemetry.queue_depth.set(d);
+        if let Err(e) = self.tx.try_send(msg) {
+            let d = self.depth.fetch_sub(1, Ordering::Relaxed) - 1;
+            self.telemetry.queue_depth.set(d);
+            return Err(match e {
+                TrySendError::Full(_) => IngestError::Overloaded,
+                TrySendError::Disconnected(_) => IngestError::ShuttingDown,
+            });
         }
         rx.await.unwrap_or(Err(IngestError::ShuttingDown))
     }
@@ -158,8 +161,8 @@ impl Pipeline {
     }
 
     /// Requests waiting for the writer.
-    pub fn queue_depth(&self) -> i64 {
-        self.depth.load(Ordering::Relaxed)
+    pub fn queue_depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed).max(0) as usize
     }
 }
 

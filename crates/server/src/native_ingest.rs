@@ -5,6 +5,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::ingest::{IngestError, IngestOutcome, Requirement};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -36,6 +37,21 @@ pub fn content_type(headers: &HeaderMap) -> Option<String> {
         })
 }
 
+/// A body that could not be read: too large (`413`) or broken (`400`).
+pub fn body_rejection(state: &AppState, r: BytesRejection) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "body: larger than the {}-byte limit",
+                state.config.body_limit_bytes
+            ),
+        )
+    } else {
+        ApiError::bad_request(format!("body: could not be read: {r}"))
+    }
+}
+
 /// Map a pipeline failure to the client's answer.
 pub fn ingest_error(e: IngestError) -> ApiError {
     match e {
@@ -58,8 +74,9 @@ pub fn ingest_error(e: IngestError) -> ApiError {
 pub async fn post_events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let body = body.map_err(|r| body_rejection(&state, r))?;
     let received_at = state.clock.now_ms();
     let ct = content_type(&headers);
     let decoded = native::decode(&RawRequest {

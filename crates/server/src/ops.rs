@@ -20,7 +20,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
     let writable = tokio::task::spawn_blocking(move || store.is_writable())
         .await
         .unwrap_or(false);
-    let shedding = state.pipeline.queue_depth() as usize >= state.config.ingest_queue_capacity;
+    let shedding = state.pipeline.queue_depth() >= state.config.ingest_queue_capacity;
     match (writable, shedding) {
         (true, false) => (StatusCode::OK, "ready\n"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "store not writable\n"),

@@ -173,13 +173,15 @@ pub async fn timeseries(
         }
     };
     let start = q.from.div_euclid(interval) * interval;
-    if (q.to - start) / interval > MAX_POINTS {
+    let n_points = (q.to - start + interval - 1) / interval;
+    if n_points > MAX_POINTS {
         return Err(ApiError::bad_request(format!(
             "interval: {interval_name} over this range gives more than {MAX_POINTS} points; use a larger interval"
         )));
     }
-    let mut filters = q.filters(&property);
-    filters.from = start;
+    // Buckets are aligned to the interval, but only sessions inside
+    // [from, to) count, as in the overview over the same range.
+    let filters = q.filters(&property);
     let points = if metric == "concurrent_viewers" {
         let spans = spans(&state, filters).await?;
         concurrency(&spans, start, q.to, interval)
