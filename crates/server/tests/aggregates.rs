@@ -19,19 +19,17 @@
 //!
 //! Run with: `cargo test -p playhead-server --test aggregates`
 
+mod common;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
 use playhead_server::{app, AppState, ManualClock, ServerConfig};
 use playhead_store::{FsyncPolicy, SqliteStore};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tower::ServiceExt;
 
 const INGEST_KEY: &str = "aggregates-ingest";
 const READ_KEY: &str = "aggregates-read";
@@ -44,7 +42,6 @@ const N: usize = 300;
 const VIDEOS: usize = 5;
 /// Relative tolerance of float comparisons.
 const REL: f64 = 1e-9;
-const HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// How a planned session goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,20 +418,8 @@ impl Server {
     }
 
     async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let resp = tokio::time::timeout(HANG_GUARD, self.router.clone().oneshot(req))
-            .await
-            .expect("the server answered in time")
-            .expect("infallible router");
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .expect("response body")
-            .to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, body)
+        let reply = common::send(&self.router, req).await;
+        (reply.status, reply.body)
     }
 
     async fn post(&self, body: &Value) -> Value {

@@ -7,20 +7,19 @@
 //!
 //! Run with: `cargo test -p playhead-server --test api`
 
+mod common;
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
+use common::{send, Reply};
 use playhead_server::{app, AppState, ManualClock, Property, ServerConfig};
 use playhead_store::{FsyncPolicy, SqliteStore};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 use tempfile::TempDir;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tower::ServiceExt;
 
 /// The server clock's start: 2023-11-14T22:13:20Z.
 const T0: i64 = 1_700_000_000_000;
@@ -33,9 +32,6 @@ const INGEST_A: &str = "ingest-key-alpha";
 const READ_A: &str = "read-key-alpha";
 const INGEST_B: &str = "ingest-key-beta";
 const READ_B: &str = "read-key-beta";
-
-/// Hang guard for anything that waits on the server.
-const HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// One server on a fresh store.
 struct Server {
@@ -69,51 +65,6 @@ fn server_with(config: ServerConfig, fsync: FsyncPolicy) -> Server {
         router: app(state),
         clock,
         _dir: dir,
-    }
-}
-
-/// An answer: status, headers, and the body as JSON (or as a JSON string
-/// holding the text when it is not JSON).
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The `error` message of a JSON error body (fails when there is none).
-    fn error(&self) -> &str {
-        self.body["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no `error` in the body: {}", self.text))
-    }
-}
-
-async fn send(router: &Router, req: Request<Body>) -> Reply {
-    let resp = tokio::time::timeout(HANG_GUARD, router.clone().oneshot(req))
-        .await
-        .expect("the server answered in time")
-        .expect("infallible router");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .expect("response body")
-        .to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.clone()));
-    Reply {
-        status,
-        headers,
-        body,
-        text,
     }
 }
 

@@ -45,10 +45,10 @@
 //!   file keeps the spec's value; the runner skips exactly those (session,
 //!   field) comparisons and prints a warning with both values.
 
+mod common;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
 use playhead_server::{app, AppState, ManualClock, ServerConfig};
 use playhead_store::{FsyncPolicy, SqliteStore, Store};
 use serde::Deserialize;
@@ -56,7 +56,6 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 /// The server clock's start, and the base of every `ts_offset`.
 const T0: i64 = 1_700_000_000_000;
@@ -280,21 +279,8 @@ async fn get_session(router: &Router, id: &str) -> (StatusCode, Value) {
 }
 
 async fn send(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = router
-        .clone()
-        .oneshot(req)
-        .await
-        .expect("infallible router");
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .expect("response body")
-        .to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, value)
+    let reply = common::send(router, req).await;
+    (reply.status, reply.body)
 }
 
 /// Read each expected session and compare it; known divergences are skipped.

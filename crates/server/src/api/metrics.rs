@@ -1,6 +1,6 @@
 //! `GET /data/v1/metrics`, `/metrics/timeseries`, `/metrics/breakdown`, `/realtime`.
 
-use super::{rfc3339, Query, ReadAuth};
+use super::{blocking, rfc3339, Query, ReadAuth};
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::extract::{RawQuery, State};
@@ -16,14 +16,6 @@ use utoipa::ToSchema;
 
 /// Most points one timeseries answers.
 const MAX_POINTS: i64 = 10_000;
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, playhead_store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)??)
-}
 
 async fn aggregate(
     state: &AppState,
@@ -256,16 +248,7 @@ pub async fn breakdown(
     let by: Dimension = by_name
         .parse()
         .map_err(|e: String| ApiError::bad_request(format!("by: {e}")))?;
-    let limit = match q.param("limit") {
-        None => 10,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("limit: `{l}` is not an integer in 1..=1000"))
-            })?,
-    };
+    let limit = q.limit(10)?;
     let groups = aggregate(&state, q.filters(&property), GroupBy::Dimension(by.clone())).await?;
     let mut rows: Vec<BreakdownRow> = groups
         .iter()

@@ -47,6 +47,15 @@ impl FromRequestParts<AppState> for ReadAuth {
     }
 }
 
+/// Run a store read off the async runtime.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, playhead_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)??)
+}
+
 /// RFC 3339 UTC, milliseconds.
 pub fn rfc3339(ms: Millis) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -120,6 +129,20 @@ impl Query {
             filters,
             params,
         })
+    }
+
+    /// The `limit` parameter: 1..=1000, `default` when absent.
+    pub fn limit(&self, default: usize) -> Result<usize, ApiError> {
+        match self.param("limit") {
+            None => Ok(default),
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|l| (1..=1000).contains(l))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("limit: `{l}` is not an integer in 1..=1000"))
+                }),
+        }
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {

@@ -1,6 +1,6 @@
 //! `GET /data/v1/sessions`, `/sessions/{id}`, `/sessions/{id}/events`.
 
-use super::{rfc3339, Query, ReadAuth};
+use super::{blocking, rfc3339, Query, ReadAuth};
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::extract::{Path, RawQuery, State};
@@ -118,16 +118,7 @@ pub async fn list(
         state.clock.now_ms(),
         &["limit", "cursor", "failed"],
     )?;
-    let limit = match q.param("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("limit: `{l}` is not an integer in 1..=1000"))
-            })?,
-    };
+    let limit = q.limit(100)?;
     let failed = match q.param("failed") {
         None => None,
         Some("true") => Some(true),
@@ -145,9 +136,7 @@ pub async fn list(
         cursor: q.param("cursor").map(str::to_owned),
     };
     let store = state.store.clone();
-    let page = tokio::task::spawn_blocking(move || store.list_sessions(&query))
-        .await
-        .map_err(ApiError::internal)??;
+    let page = blocking(move || store.list_sessions(&query)).await?;
     Ok(Json(SessionList {
         sessions: page
             .sessions
@@ -165,9 +154,8 @@ async fn load_session(
 ) -> Result<SessionSummary, ApiError> {
     let key = SessionKey::new(property, id);
     let store = state.store.clone();
-    tokio::task::spawn_blocking(move || store.session(&key))
-        .await
-        .map_err(ApiError::internal)??
+    blocking(move || store.session(&key))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no session `{id}` in this property")))
 }
 
@@ -215,9 +203,7 @@ pub async fn events(
     let s = load_session(&state, &property, &id).await?;
     let store = state.store.clone();
     let key = s.key.clone();
-    let mut events = tokio::task::spawn_blocking(move || store.session_events(&key))
-        .await
-        .map_err(ApiError::internal)??;
+    let mut events = blocking(move || store.session_events(&key)).await?;
     events.sort_by_key(playhead_model::Event::sort_key);
     let mut fold = Playback::new(Rules::for_protocol(s.protocol));
     let views = events

@@ -1,0 +1,61 @@
+//! Helpers shared by the server's integration tests.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use std::time::Duration;
+use tower::ServiceExt;
+
+/// The longest one request may take before the test fails (a hang guard,
+/// not a timing assertion).
+pub const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// An answer: status, headers, and the body as JSON (or as a JSON string
+/// holding the text when it is not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `error` message of a JSON error body (fails when there is none).
+    pub fn error(&self) -> &str {
+        self.body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no `error` in the body: {}", self.text))
+    }
+}
+
+/// Send one request to the app, without a socket.
+pub async fn send(router: &Router, req: Request<Body>) -> Reply {
+    let resp = tokio::time::timeout(HANG_GUARD, router.clone().oneshot(req))
+        .await
+        .expect("the server answered in time")
+        .expect("infallible router");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("response body")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.clone()));
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
