@@ -597,3 +597,117 @@ fn ratio(num: f64, den: f64) -> f64 {
         0.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use playhead_model::Protocol;
+
+    const T0: Millis = 1_700_000_000_000;
+
+    fn report(at_s: f64, position: f64) -> Event {
+        let t = T0 + (at_s * 1000.0) as Millis;
+        Event::new(
+            t,
+            t,
+            EventKind::Progress {
+                seek: false,
+                from: None,
+            },
+        )
+        .with_playhead(position)
+    }
+
+    fn fold(protocol: Protocol, events: &[Event]) -> SessionMetrics {
+        let mut p = Playback::new(Rules::for_protocol(protocol));
+        for e in events {
+            p.apply(e);
+        }
+        let meta = SessionMeta {
+            duration_s: Some(100.0),
+            ..SessionMeta::default()
+        };
+        p.metrics(&meta, None)
+    }
+
+    #[test]
+    fn progress_mode_counts_plausible_advances_as_playing() {
+        // Pixel checks every 5 s of position: 0, 5, 10, 15 at 0, 5, 10.5, 15.5 s.
+        // Each Δp = 5 ≤ Δw × 1 + 1, so 3 × 5 s = 15 s playing, [0, 15] watched.
+        let m = fold(
+            Protocol::Pixel,
+            &[
+                report(0.0, 0.0),
+                report(5.0, 5.0),
+                report(10.5, 10.0),
+                report(15.5, 15.0),
+            ],
+        );
+        assert_eq!(m.playing_time_ms, 15_000.0);
+        assert_eq!(m.content_watched_s, 15.0);
+        assert_eq!(m.seek_count, 0);
+        assert_eq!(m.max_playhead_s, Some(15.0));
+        assert_eq!(m.progress_markers, vec![10]);
+    }
+
+    #[test]
+    fn progress_mode_jump_is_a_seek_and_silence_is_a_pause() {
+        // 0→5 in 5 s: playing 5 s. 5→60 in 5 s: Δp 55 > 5 + 1: a seek, no
+        // playing. 60→65 after 40 s of silence (> 3 × 5 s): paused 40 s.
+        // 65→55 in 5 s: backwards: a seek.
+        let m = fold(
+            Protocol::Pixel,
+            &[
+                report(0.0, 0.0),
+                report(5.0, 5.0),
+                report(10.0, 60.0),
+                report(50.0, 65.0),
+                report(55.0, 55.0),
+            ],
+        );
+        assert_eq!(m.playing_time_ms, 5_000.0);
+        assert_eq!(m.seek_count, 2);
+        assert_eq!(m.paused_time_ms, 40_000.0);
+        assert_eq!(m.content_watched_s, 5.0);
+        // The seek to 60 crossed 10, 25 and 50 % of 100 s (Adobe rule).
+        assert_eq!(m.progress_markers, vec![10, 25, 50]);
+    }
+
+    #[test]
+    fn ping_continuity_is_the_players_word_with_capped_credit() {
+        // Ping: 0→30 in 10 s is continuous (no ev=seek) but credited at most
+        // Δw + 1 = 11 s; 30→40 in 10 s: 10 s. A report marked seek: no credit.
+        let seek = {
+            let t = T0 + 30_000;
+            Event::new(
+                t,
+                t,
+                EventKind::Progress {
+                    seek: true,
+                    from: Some(40.0),
+                },
+            )
+            .with_playhead(90.0)
+        };
+        let m = fold(
+            Protocol::Ping,
+            &[
+                report(0.0, 0.0),
+                report(10.0, 30.0),
+                report(20.0, 40.0),
+                seek,
+            ],
+        );
+        assert_eq!(m.playing_time_ms, 21_000.0);
+        assert_eq!(m.seek_count, 1);
+    }
+
+    #[test]
+    fn completion_from_playhead_for_pixel() {
+        // Pixel has no end event: 95 % of the duration reached means completed.
+        let m = fold(Protocol::Pixel, &[report(0.0, 90.0), report(5.0, 95.0)]);
+        assert!(m.completed);
+        let m = fold(Protocol::Native, &[report(0.0, 90.0), report(5.0, 95.0)]);
+        assert!(!m.completed, "native completes only on `ended`");
+    }
+}
