@@ -344,7 +344,12 @@ impl Playback {
                     self.set_bitrate(*b);
                 }
             }
-            EventKind::Progress { seek, from } => self.progress(t, ev.playhead, *seek, *from),
+            EventKind::Progress { seek, from, shown } => {
+                if *shown {
+                    self.first_frame_at.get_or_insert(t);
+                }
+                self.progress(t, ev.playhead, *seek, *from)
+            }
             EventKind::Error {
                 code,
                 message,
@@ -613,6 +618,7 @@ mod tests {
             EventKind::Progress {
                 seek: false,
                 from: None,
+                shown: false,
             },
         )
         .with_playhead(position)
@@ -685,6 +691,7 @@ mod tests {
                 EventKind::Progress {
                     seek: true,
                     from: Some(40.0),
+                    shown: false,
                 },
             )
             .with_playhead(90.0)

@@ -229,6 +229,9 @@ pub struct Aggregate {
     pub viewer_experience_score: Mean,
     pub startup: Quantiles,
     pub viewers: Distinct,
+    /// Distinct viewers of the sessions with `played` (the vendor's "unique plays").
+    #[serde(default)]
+    pub play_viewers: Distinct,
     /// Error count by code.
     pub errors: BTreeMap<String, u64>,
 }
@@ -267,6 +270,9 @@ impl Aggregate {
         }
         if let Some(v) = s.meta.viewer_id.as_deref() {
             self.viewers.insert(v);
+            if m.played {
+                self.play_viewers.insert(v);
+            }
         }
         for e in &m.errors {
             *self.errors.entry(e.code.clone()).or_default() += 1;
@@ -299,6 +305,7 @@ impl Aggregate {
             .merge(&o.viewer_experience_score);
         self.startup.merge(&o.startup);
         self.viewers.merge(&o.viewers);
+        self.play_viewers.merge(&o.play_viewers);
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_default() += v;
         }
@@ -308,6 +315,7 @@ impl Aggregate {
     /// which needs session intervals, not sums).
     pub fn metrics(&self) -> AggregateMetrics {
         let mut viewers = self.viewers.clone();
+        let mut play_viewers = self.play_viewers.clone();
         let pct = |n: u64, d: u64| {
             if d > 0 {
                 100.0 * n as f64 / d as f64
@@ -320,6 +328,7 @@ impl Aggregate {
             views: self.views,
             unique_viewers: viewers.count(),
             plays: self.plays,
+            unique_plays: play_viewers.count(),
             play_rate: div(self.plays as f64, self.views as f64),
             watch_time_ms: self.watch_time_ms,
             playing_time_ms: self.playing_time_ms,
@@ -355,6 +364,8 @@ pub struct AggregateMetrics {
     pub views: u64,
     pub unique_viewers: u64,
     pub plays: u64,
+    /// Distinct viewers among the plays.
+    pub unique_plays: u64,
     pub play_rate: f64,
     pub watch_time_ms: f64,
     pub playing_time_ms: f64,
@@ -383,10 +394,11 @@ pub struct AggregateMetrics {
 }
 
 /// Names of the numeric aggregate metrics a timeseries or breakdown can use.
-pub const METRIC_NAMES: [&str; 25] = [
+pub const METRIC_NAMES: [&str; 26] = [
     "views",
     "unique_viewers",
     "plays",
+    "unique_plays",
     "play_rate",
     "watch_time_ms",
     "playing_time_ms",
@@ -419,6 +431,7 @@ impl AggregateMetrics {
             "views" => v(self.views),
             "unique_viewers" => v(self.unique_viewers),
             "plays" => v(self.plays),
+            "unique_plays" => v(self.unique_plays),
             "play_rate" => Some(self.play_rate),
             "watch_time_ms" => Some(self.watch_time_ms),
             "playing_time_ms" => Some(self.playing_time_ms),

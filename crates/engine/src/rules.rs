@@ -2,7 +2,7 @@
 //! inactivity timeouts (`spec/metrics.md` "Playback session" and
 //! "Player states and time accounting").
 
-use playhead_model::{Millis, Protocol};
+use playhead_model::{Millis, Protocol, SessionMeta};
 
 /// How time is accounted for a protocol's sessions.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,7 +35,23 @@ pub struct Rules {
 
 const MINUTE: Millis = 60_000;
 
+/// Live pixel beacons come every 15 s (`spec/protocols.md` §1), VOD checks every 5 s.
+const PIXEL_LIVE_INTERVAL_MS: Millis = 15_000;
+
 impl Rules {
+    /// The rules of one session: its protocol's, adjusted by what the
+    /// session says of itself (a live pixel session reports every 15 s).
+    pub fn for_session(protocol: Protocol, meta: &SessionMeta) -> Rules {
+        let mut rules = Rules::for_protocol(protocol);
+        if protocol == Protocol::Pixel && meta.is_live() {
+            rules.accounting = Accounting::Progress {
+                report_interval_ms: PIXEL_LIVE_INTERVAL_MS,
+                player_decides_continuity: false,
+            };
+        }
+        rules
+    }
+
     pub fn for_protocol(protocol: Protocol) -> Rules {
         let state = Rules {
             accounting: Accounting::State,

@@ -36,9 +36,9 @@ pub struct OpenSession {
 impl OpenSession {
     fn new(protocol: Protocol, meta: SessionMeta) -> OpenSession {
         OpenSession {
+            playback: Playback::new(Rules::for_session(protocol, &meta)),
             protocol,
             meta,
-            playback: Playback::new(Rules::for_protocol(protocol)),
             last_received_at: Millis::MIN,
         }
     }
@@ -61,7 +61,7 @@ impl OpenSession {
     }
 
     fn rules(&self) -> Rules {
-        Rules::for_protocol(self.protocol)
+        Rules::for_session(self.protocol, &self.meta)
     }
 
     /// Whether the session must close now, and why, at what time.
@@ -144,7 +144,7 @@ impl Tracker {
         let session = self
             .open
             .entry(key.clone())
-            .or_insert_with(|| OpenSession::new(protocol, SessionMeta::default()));
+            .or_insert_with(|| OpenSession::new(protocol, meta.clone()));
         session.meta.merge(meta);
         session.last_received_at = session.last_received_at.max(received_at);
         events.sort_by_key(Event::sort_key);

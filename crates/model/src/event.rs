@@ -150,12 +150,16 @@ pub enum EventKind {
     },
     Heartbeat,
     /// A bare position report (progress mode). `seek` marks a report the
-    /// protocol itself calls a seek; `from` is the position before it.
+    /// protocol itself calls a seek; `from` is the position before it;
+    /// `shown` says the protocol means a frame was shown (pixel `check`),
+    /// which makes the session `played`.
     Progress {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         seek: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<f64>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        shown: bool,
     },
     Error {
         code: String,

@@ -48,6 +48,9 @@ pub struct RawProperty {
     pub name: String,
     pub ingest_key: String,
     pub read_keys: Vec<String>,
+    /// Pixel-beacon pullzones (`p`) of this property.
+    #[serde(default)]
+    pub pullzones: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -201,7 +204,18 @@ impl Settings {
         }
         let mut names = std::collections::HashSet::new();
         let mut ingest_keys = std::collections::HashSet::new();
+        let mut pullzones = std::collections::HashSet::new();
         for p in &raw.properties {
+            if let Some(z) = p
+                .pullzones
+                .iter()
+                .find(|z| z.is_empty() || !pullzones.insert(z.as_str()))
+            {
+                bail!(
+                    "properties.{}: pullzone `{z}` is empty or claimed by two properties",
+                    p.name
+                );
+            }
             if p.name.is_empty() || !names.insert(p.name.clone()) {
                 bail!("properties: name `{}` is empty or used twice", p.name);
             }
@@ -226,6 +240,8 @@ impl Settings {
                 name: p.name,
                 ingest_key: p.ingest_key,
                 read_keys: p.read_keys,
+                pullzones: p.pullzones,
+                catch_all: false,
             })
             .collect();
         Ok(Settings {

@@ -164,6 +164,8 @@ async fn serve(mut settings: Settings, demo: Option<(usize, f64)>) -> anyhow::Re
             name: "default".into(),
             ingest_key: keys.ingest_key.clone(),
             read_keys: vec![keys.read_key.clone()],
+            pullzones: Vec::new(),
+            catch_all: true,
         }];
         settings.server.admin_key = Some(keys.admin_key.clone());
         if created || demo.is_some() {

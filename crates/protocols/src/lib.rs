@@ -3,9 +3,11 @@
 //! receive time comes in with the request.
 //!
 //! - [`native`]: Playhead's own SDK protocol (`POST /v1/events`, §6).
+//! - [`pixel`]: Panda Video's pixel beacon (`/icon.gif`, `/realtime/icon.gif`, §1).
 //! - [`raw`]: the raw request every decoder reads, and `ProtocolError`.
 
 pub mod native;
+pub mod pixel;
 pub mod raw;
 
 pub use raw::{ProtocolError, RawRequest};

@@ -7,6 +7,7 @@ use crate::config::ServerConfig;
 use crate::ingest::{Pipeline, PipelineConfig};
 use crate::native_ingest;
 use crate::ops;
+use crate::pixel_ingest;
 use crate::telemetry::{RouteLabels, Telemetry};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -67,7 +68,13 @@ pub fn app(state: AppState) -> Router {
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
-    let ingest = Router::new().route("/v1/events", post(native_ingest::post_events));
+    let ingest = Router::new()
+        .route("/v1/events", post(native_ingest::post_events))
+        .route(
+            "/icon.gif",
+            get(pixel_ingest::get_icon).post(pixel_ingest::post_icon),
+        )
+        .route("/realtime/icon.gif", get(pixel_ingest::get_live_icon));
     let data = Router::new()
         .route("/data/v1/sessions", get(api::sessions::list))
         .route("/data/v1/sessions/{id}", get(api::sessions::detail))
@@ -75,7 +82,11 @@ pub fn app(state: AppState) -> Router {
         .route("/data/v1/metrics", get(api::metrics::overview))
         .route("/data/v1/metrics/timeseries", get(api::metrics::timeseries))
         .route("/data/v1/metrics/breakdown", get(api::metrics::breakdown))
-        .route("/data/v1/realtime", get(api::metrics::realtime));
+        .route("/data/v1/realtime", get(api::metrics::realtime))
+        .route(
+            "/data/v1/videos/{video_id}/retention",
+            get(api::videos::retention),
+        );
     let ops = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

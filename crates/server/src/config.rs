@@ -11,6 +11,10 @@ pub struct Property {
     pub ingest_key: String,
     /// Secret keys that read this property's data.
     pub read_keys: Vec<String>,
+    /// Pixel-beacon pullzones (`p`, e.g. `vz-a06a6f7b-986`) that belong here.
+    pub pullzones: Vec<String>,
+    /// Takes every protocol name no property claims (zero-config `default`).
+    pub catch_all: bool,
 }
 
 /// Everything the server needs to run.
@@ -37,6 +41,8 @@ impl ServerConfig {
                 name: name.into(),
                 ingest_key: ingest_key.into(),
                 read_keys: vec![read_key.into()],
+                pullzones: Vec::new(),
+                catch_all: true,
             }],
             admin_key: None,
             body_limit_bytes: 1024 * 1024,
@@ -48,6 +54,15 @@ impl ServerConfig {
 
     pub fn property_by_ingest_key(&self, key: &str) -> Option<&Property> {
         self.properties.iter().find(|p| p.ingest_key == key)
+    }
+
+    /// The property a pixel pullzone belongs to: the one that lists it,
+    /// else the catch-all property when there is one.
+    pub fn property_by_pullzone(&self, pullzone: &str) -> Option<&Property> {
+        self.properties
+            .iter()
+            .find(|p| p.pullzones.iter().any(|z| z == pullzone))
+            .or_else(|| self.properties.iter().find(|p| p.catch_all))
     }
 
     pub fn property_by_read_key(&self, key: &str) -> Option<&Property> {

@@ -16,8 +16,9 @@ use crate::clock::Clock;
 use crate::telemetry::Telemetry;
 use playhead_engine::tracker::CloseReason;
 use playhead_engine::Tracker;
-use playhead_model::{Batch, SessionSummary};
+use playhead_model::{Batch, Protocol, SessionKey, SessionSummary};
 use playhead_store::{SessionStatus, Store, StoreError, StoreWriter};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -64,9 +65,30 @@ pub enum IngestError {
     ShuttingDown,
 }
 
+/// How a request names its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRef {
+    /// The protocol carries the session id (`batch.key`).
+    Given(Requirement),
+    /// No id on the wire (pixel beacons): the latest open session of this
+    /// group, or a new session when `new_view` or none is open.
+    Derived { group: String, new_view: bool },
+}
+
+/// The sessionization group of a pixel session: (pullzone, video, viewer),
+/// from the session's metadata (`pullzone` dimension, `video_id`, `viewer_id`).
+pub fn pixel_group(meta: &playhead_model::SessionMeta) -> Option<String> {
+    Some(format!(
+        "{}\u{1f}{}\u{1f}{}",
+        meta.dimensions.get("pullzone")?,
+        meta.video_id.as_deref()?,
+        meta.viewer_id.as_deref()?
+    ))
+}
+
 struct Submission {
     batch: Batch,
-    requirement: Requirement,
+    session: SessionRef,
     reply: oneshot::Sender<Result<IngestOutcome, IngestError>>,
 }
 
@@ -101,6 +123,7 @@ impl Pipeline {
     ) -> Result<Pipeline, StoreError> {
         let writer = store.writer()?;
         let tracker = restore(store.as_ref())?;
+        let groups = derived_groups(&tracker);
         info!(open_sessions = tracker.open_count(), "sessions restored");
         telemetry.open_sessions.set(tracker.open_count() as i64);
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
@@ -109,6 +132,7 @@ impl Pipeline {
             store,
             writer,
             tracker,
+            groups,
             clock,
             telemetry: telemetry.clone(),
             depth: depth.clone(),
@@ -130,10 +154,20 @@ impl Pipeline {
         batch: Batch,
         requirement: Requirement,
     ) -> Result<IngestOutcome, IngestError> {
+        self.submit_to(batch, SessionRef::Given(requirement)).await
+    }
+
+    /// Queue a batch whose session is resolved by the writer (see
+    /// [`SessionRef`]); `batch.key.session_id` is ignored.
+    pub async fn submit_to(
+        &self,
+        batch: Batch,
+        session: SessionRef,
+    ) -> Result<IngestOutcome, IngestError> {
         let (reply, rx) = oneshot::channel();
         let msg = Message::Ingest(Box::new(Submission {
             batch,
-            requirement,
+            session,
             reply,
         }));
         // Count before sending: the writer may dequeue (and decrement) first.
@@ -166,6 +200,28 @@ impl Pipeline {
     }
 }
 
+/// The latest open session of each derived group (pixel), from the tracker.
+fn derived_groups(tracker: &Tracker) -> HashMap<(String, String), (i64, String)> {
+    let mut groups: HashMap<(String, String), (i64, String)> = HashMap::new();
+    for key in tracker.keys() {
+        let Some(s) = tracker.get(key) else { continue };
+        if s.protocol != Protocol::Pixel {
+            continue;
+        }
+        let Some(group) = pixel_group(&s.meta) else {
+            continue;
+        };
+        let started = s.playback.first_t().unwrap_or(s.last_received_at);
+        let entry = groups
+            .entry((key.property.clone(), group))
+            .or_insert((started, key.session_id.clone()));
+        if started > entry.0 {
+            *entry = (started, key.session_id.clone());
+        }
+    }
+    groups
+}
+
 fn restore(store: &dyn Store) -> Result<Tracker, StoreError> {
     let mut tracker = Tracker::new();
     for rec in store.open_sessions()? {
@@ -179,6 +235,8 @@ struct Writer {
     store: Arc<dyn Store>,
     writer: Box<dyn StoreWriter>,
     tracker: Tracker,
+    /// (property, group) → (start, id) of the group's latest session.
+    groups: HashMap<(String, String), (i64, String)>,
     clock: Arc<dyn Clock>,
     telemetry: Arc<Telemetry>,
     depth: Arc<AtomicI64>,
@@ -251,7 +309,10 @@ impl Writer {
                     error!(error = %e, "rollback failed");
                 }
                 match restore(self.store.as_ref()) {
-                    Ok(t) => self.tracker = t,
+                    Ok(t) => {
+                        self.groups = derived_groups(&t);
+                        self.tracker = t;
+                    }
                     Err(e) => error!(error = %e, "tracker rebuild failed"),
                 }
                 for (sub, _) in ingests {
@@ -277,7 +338,8 @@ impl Writer {
         self.writer.begin()?;
         let now = self.clock.now_ms();
         for (sub, outcome) in ingests.iter_mut() {
-            *outcome = Some(self.apply(&sub.batch, sub.requirement, now)?);
+            let (key, requirement) = self.resolve(&sub.batch, &sub.session, now);
+            *outcome = Some(self.apply(&key, &sub.batch, requirement, now)?);
         }
         let mut closed = 0;
         if expire {
@@ -294,13 +356,39 @@ impl Writer {
         Ok(closed)
     }
 
+    /// The session a submission goes to.
+    fn resolve(
+        &mut self,
+        batch: &Batch,
+        session: &SessionRef,
+        now: i64,
+    ) -> (SessionKey, Requirement) {
+        let (group, new_view) = match session {
+            SessionRef::Given(requirement) => return (batch.key.clone(), *requirement),
+            SessionRef::Derived { group, new_view } => (group, *new_view),
+        };
+        let property = batch.key.property.clone();
+        let slot = (property.clone(), group.clone());
+        if !new_view {
+            if let Some((_, id)) = self.groups.get(&slot) {
+                let key = SessionKey::new(property.clone(), id.clone());
+                if self.tracker.is_open(&key) {
+                    return (key, Requirement::OpenOrCreate);
+                }
+            }
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.groups.insert(slot, (now, id.clone()));
+        (SessionKey::new(property, id), Requirement::OpenOrCreate)
+    }
+
     fn apply(
         &mut self,
+        key: &SessionKey,
         batch: &Batch,
         requirement: Requirement,
         now: i64,
     ) -> Result<IngestOutcome, StoreError> {
-        let key = &batch.key;
         let status = if self.tracker.is_open(key) {
             SessionStatus::Open
         } else {

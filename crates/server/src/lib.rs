@@ -4,6 +4,7 @@
 //! - [`app`]: `AppState` and `app(state) -> Router` (every route and layer).
 //! - [`ingest`]: the bounded queue and the writer thread (group commit, tracker).
 //! - [`native_ingest`]: `POST /v1/events`.
+//! - [`pixel_ingest`]: `/icon.gif` and `/realtime/icon.gif` (pixel beacons).
 //! - [`api`]: the read API under `/data/v1`.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //! - [`config`], [`clock`], [`error`], [`telemetry`], [`user_agent`].
@@ -16,6 +17,7 @@ pub mod error;
 pub mod ingest;
 pub mod native_ingest;
 pub mod ops;
+pub mod pixel_ingest;
 pub mod telemetry;
 pub mod user_agent;
 

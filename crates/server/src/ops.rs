@@ -46,6 +46,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     paths(
         healthz, readyz, metrics, openapi,
         crate::native_ingest::post_events,
+        crate::pixel_ingest::get_icon, crate::pixel_ingest::post_icon, crate::pixel_ingest::get_live_icon,
+        crate::api::videos::retention,
         crate::api::sessions::list, crate::api::sessions::detail, crate::api::sessions::events,
         crate::api::metrics::overview, crate::api::metrics::timeseries,
         crate::api::metrics::breakdown, crate::api::metrics::realtime,

@@ -47,6 +47,8 @@ fn two_properties() -> ServerConfig {
         name: "beta".into(),
         ingest_key: INGEST_B.into(),
         read_keys: vec![READ_B.into()],
+        pullzones: vec!["vz-beta".into()],
+        catch_all: false,
     });
     config
 }

@@ -3,9 +3,11 @@
 //!
 //! - [`sessions`]: sessions list, detail and events.
 //! - [`metrics`]: overview, timeseries, breakdown, realtime.
+//! - [`videos`]: per-video retention curve.
 
 pub mod metrics;
 pub mod sessions;
+pub mod videos;
 
 use crate::app::AppState;
 use crate::error::ApiError;

@@ -205,7 +205,7 @@ pub async fn events(
     let key = s.key.clone();
     let mut events = blocking(move || store.session_events(&key)).await?;
     events.sort_by_key(playhead_model::Event::sort_key);
-    let mut fold = Playback::new(Rules::for_protocol(s.protocol));
+    let mut fold = Playback::new(Rules::for_session(s.protocol, &s.meta));
     let views = events
         .iter()
         .map(|ev| {
