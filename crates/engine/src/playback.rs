@@ -347,6 +347,9 @@ impl Playback {
             EventKind::Progress { seek, from, shown } => {
                 if *shown {
                     self.first_frame_at.get_or_insert(t);
+                    if matches!(self.state, S::Init | S::Starting) {
+                        self.state = S::Playing;
+                    }
                 }
                 self.progress(t, ev.playhead, *seek, *from)
             }
@@ -488,7 +491,9 @@ impl Playback {
         let play_requested = self.play_requested_at.is_some();
         let startup_time_ms = self.reported_startup_ms.or_else(|| {
             match (self.play_requested_at, self.first_frame_at) {
-                (Some(req), Some(ff)) if ff >= req => Some((ff - req) as f64),
+                (Some(req), Some(ff)) if ff >= req && self.rules.measures_startup => {
+                    Some((ff - req) as f64)
+                }
                 _ => None,
             }
         });

@@ -31,6 +31,10 @@ pub struct Rules {
     /// `completed` from `max_playhead_s ≥ 0.95 × duration_s` (pixel, UAV),
     /// for protocols without an explicit end-of-content event.
     pub completion_from_playhead: bool,
+    /// The protocol tells the play request and the first frame apart, so
+    /// their distance is the startup time. Pixel beacons do not (`play` is
+    /// sent at the first real play): their startup time is unknown (null).
+    pub measures_startup: bool,
 }
 
 const MINUTE: Millis = 60_000;
@@ -58,6 +62,7 @@ impl Rules {
             inactivity_timeout_ms: 10 * MINUTE,
             stale_playhead_timeout_ms: None,
             completion_from_playhead: false,
+            measures_startup: true,
         };
         match protocol {
             Protocol::Native | Protocol::PlayerMessages => state,
@@ -72,6 +77,7 @@ impl Rules {
                 },
                 inactivity_timeout_ms: 30 * MINUTE,
                 completion_from_playhead: true,
+                measures_startup: false,
                 ..state
             },
             Protocol::Ping => Rules {

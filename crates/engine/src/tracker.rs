@@ -190,6 +190,18 @@ impl Tracker {
         self.open.insert(key, session);
     }
 
+    /// Close one session now if its timeout has passed at server time
+    /// `now` (before new events can revive it); returns its final summary.
+    pub fn close_if_due(
+        &mut self,
+        key: &SessionKey,
+        now: Millis,
+    ) -> Option<(SessionSummary, CloseReason)> {
+        let (reason, at) = self.open.get(key)?.due_close(now)?;
+        let s = self.open.remove(key)?;
+        Some((s.summary(key, Some(at)), reason))
+    }
+
     /// Close every session whose protocol's timeout has passed at server
     /// time `now`; returns their final summaries.
     pub fn expire(&mut self, now: Millis) -> Vec<(SessionSummary, CloseReason)> {

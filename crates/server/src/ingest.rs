@@ -338,7 +338,7 @@ impl Writer {
         self.writer.begin()?;
         let now = self.clock.now_ms();
         for (sub, outcome) in ingests.iter_mut() {
-            let (key, requirement) = self.resolve(&sub.batch, &sub.session, now);
+            let (key, requirement) = self.resolve(&sub.batch, &sub.session, now)?;
             *outcome = Some(self.apply(&key, &sub.batch, requirement, now)?);
         }
         let mut closed = 0;
@@ -351,6 +351,11 @@ impl Writer {
                 self.writer.add_to_rollup(&summary)?;
                 closed += 1;
             }
+            // Forget groups whose latest session is closed: a new beacon
+            // opens a new session anyway, and the map must not grow forever.
+            let tracker = &self.tracker;
+            self.groups
+                .retain(|(p, _), (_, id)| tracker.is_open(&SessionKey::new(p.clone(), id.clone())));
         }
         self.writer.commit()?;
         Ok(closed)
@@ -362,9 +367,9 @@ impl Writer {
         batch: &Batch,
         session: &SessionRef,
         now: i64,
-    ) -> (SessionKey, Requirement) {
+    ) -> Result<(SessionKey, Requirement), StoreError> {
         let (group, new_view) = match session {
-            SessionRef::Given(requirement) => return (batch.key.clone(), *requirement),
+            SessionRef::Given(requirement) => return Ok((batch.key.clone(), *requirement)),
             SessionRef::Derived { group, new_view } => (group, *new_view),
         };
         let property = batch.key.property.clone();
@@ -372,14 +377,27 @@ impl Writer {
         if !new_view {
             if let Some((_, id)) = self.groups.get(&slot) {
                 let key = SessionKey::new(property.clone(), id.clone());
+                self.close_if_due(&key, now)?;
                 if self.tracker.is_open(&key) {
-                    return (key, Requirement::OpenOrCreate);
+                    return Ok((key, Requirement::OpenOrCreate));
                 }
             }
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         self.groups.insert(slot, (now, id.clone()));
-        (SessionKey::new(property, id), Requirement::OpenOrCreate)
+        Ok((SessionKey::new(property, id), Requirement::OpenOrCreate))
+    }
+
+    /// Close a session whose timeout has passed before new events reach it:
+    /// a request arriving after the timeout but before the periodic expiry
+    /// must not revive it. Writes its final row and rollup.
+    fn close_if_due(&mut self, key: &SessionKey, now: i64) -> Result<(), StoreError> {
+        if let Some((summary, reason)) = self.tracker.close_if_due(key, now) {
+            info!(session = %key.session_id, ?reason, "session timed out");
+            self.writer.put_session(&summary)?;
+            self.writer.add_to_rollup(&summary)?;
+        }
+        Ok(())
     }
 
     fn apply(
@@ -389,6 +407,7 @@ impl Writer {
         requirement: Requirement,
         now: i64,
     ) -> Result<IngestOutcome, StoreError> {
+        self.close_if_due(key, now)?;
         let status = if self.tracker.is_open(key) {
             SessionStatus::Open
         } else {

@@ -1,5 +1,5 @@
-//! Scenario tests: transcripts of native-protocol requests replayed against a
-//! whole server (`app(state)` through `tower::ServiceExt::oneshot`, a
+//! Scenario tests: transcripts of requests (native events, pixel beacons)
+//! replayed against a whole server (`app(state)` through `tower::ServiceExt::oneshot`, a
 //! [`ManualClock`], a real store), then the sessions read back through
 //! `GET /data/v1/sessions/{id}` and compared with metrics computed by hand
 //! from `spec/metrics.md`.
@@ -44,10 +44,40 @@
 //! - `known_divergence`: fields where the engine disagrees with the spec. The
 //!   file keeps the spec's value; the runner skips exactly those (session,
 //!   field) comparisons and prints a warning with both values.
+//!
+//! ## Pixel beacons (`spec/protocols.md` §1)
+//! ```json
+//! {"steps": [
+//!    {"at_ms": 1000, "beacon": "/icon.gif?type=check&v=vid&p=vz-1&u=viewer&current_time=35",
+//!     "method": "POST", "expect_status": 204},
+//!    {"check_pixel": [{"video_id": "vid", "viewer_id": "viewer", "nth": 0, "open": true}]}],
+//!  "expect_pixel": [{"name": "first", "video_id": "vid", "viewer_id": "viewer", "nth": 0,
+//!                    "sessions": 1, "open": false, "metrics": {"seek_count": 0}}],
+//!  "expect_metrics": {"from_ms": 0, "to_ms": 3600000, "query": "video_id=vid",
+//!                     "metrics": {"views": 1, "unique_plays": 1}}}
+//! ```
+//! - `beacon`: sent as is (path and query) with `method` (`GET`, the
+//!   default, or `POST` with an empty body, as `navigator.sendBeacon`).
+//!   Pixel events take the server's receive time, so `at_ms` is when the
+//!   beacon happens. `expect_status` defaults to 200 (GET) or 204 (POST);
+//!   `expect_body` compares the text of the answer.
+//! - Pixel sessions get server-made ids, so `expect_pixel` (and a step's
+//!   `check_pixel`) names them by (`video_id`, `viewer_id`, `nth`): the
+//!   `nth` oldest (from 0, by `started_at`) pixel session of that pair in
+//!   `GET /data/v1/sessions`. `sessions`, when given, is how many that pair
+//!   must have (alone, only the count is checked: `"sessions": 0`). Every
+//!   other field is compared like an `expect` entry. In
+//!   `known_divergence`, `session` is the entry's `name`, or
+//!   `<video_id>/<viewer_id>#<nth>` without one.
+//! - `expect_metrics` (one object or a list; a step's `check_metrics`):
+//!   `GET /data/v1/metrics?from=T0+from_ms&to=T0+to_ms&<query>`, its
+//!   `metrics` compared with the given subset. In `known_divergence`, its
+//!   `session` is `metrics` (or the entry's `name`).
+//! - `expect` may be empty when `expect_pixel` or `expect_metrics` is not.
 
 mod common;
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use playhead_server::{app, AppState, ManualClock, ServerConfig};
 use playhead_store::{FsyncPolicy, SqliteStore, Store};
@@ -63,6 +93,8 @@ const INGEST_KEY: &str = "scenario-ingest-key";
 const READ_KEY: &str = "scenario-read-key";
 /// Tolerance for every number compared.
 const EPSILON: f64 = 1e-6;
+/// The range pixel sessions are listed in: `T0` ± this (a year).
+const LIST_MARGIN_MS: i64 = 365 * 24 * 3600 * 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +104,70 @@ struct Scenario {
     #[serde(default)]
     known_divergence: Vec<Divergence>,
     steps: Vec<Step>,
+    #[serde(default)]
     expect: BTreeMap<String, Value>,
+    #[serde(default)]
+    expect_pixel: Vec<PixelExpectation>,
+    #[serde(default)]
+    expect_metrics: Option<OneOrMany<MetricsExpectation>>,
+}
+
+/// A pixel session named by its (video, viewer) pair and rank, and what it
+/// must look like (a subset of the session view, as in `expect`).
+#[derive(Debug, Deserialize)]
+struct PixelExpectation {
+    /// The label in messages and `known_divergence`.
+    name: Option<String>,
+    video_id: String,
+    viewer_id: String,
+    /// 0 = the pair's oldest session (by `started_at`).
+    #[serde(default)]
+    nth: usize,
+    /// How many pixel sessions the pair must have.
+    sessions: Option<usize>,
+    /// Every other field: compared with the session view.
+    #[serde(flatten)]
+    fields: Map<String, Value>,
+}
+
+impl PixelExpectation {
+    fn label(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}#{}", self.video_id, self.viewer_id, self.nth))
+    }
+}
+
+/// Aggregates over a range, `GET /data/v1/metrics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsExpectation {
+    /// The label in messages and `known_divergence` (default `metrics`).
+    name: Option<String>,
+    /// `from`, ms after `T0`.
+    from_ms: i64,
+    /// `to`, ms after `T0`.
+    to_ms: i64,
+    /// More query parameters (filters), URL-encoded: `video_id=a&custom.k=v`.
+    query: Option<String>,
+    /// A subset of the response's `metrics`.
+    metrics: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::One(x) => std::slice::from_ref(x),
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 /// A field where the engine is known to disagree with the spec.
@@ -96,11 +191,17 @@ struct Step {
     at_ms: Option<i64>,
     advance_ms: Option<i64>,
     post: Option<Value>,
+    /// A pixel beacon: path and query, sent as is.
+    beacon: Option<String>,
+    /// The beacon's method: `GET` (default) or `POST`.
+    method: Option<String>,
     expect_status: Option<u16>,
     expect_body: Option<Value>,
     #[serde(default)]
     expire: bool,
     check: Option<BTreeMap<String, Value>>,
+    check_pixel: Option<Vec<PixelExpectation>>,
+    check_metrics: Option<OneOrMany<MetricsExpectation>>,
     #[allow(dead_code)]
     note: Option<String>,
 }
@@ -144,7 +245,11 @@ fn load_scenarios() -> Vec<(PathBuf, Scenario)> {
                 "{}: `notes` must show how the expectations were computed",
                 p.display()
             );
-            assert!(!s.expect.is_empty(), "{}: `expect` is empty", p.display());
+            assert!(
+                !s.expect.is_empty() || !s.expect_pixel.is_empty() || s.expect_metrics.is_some(),
+                "{}: `expect`, `expect_pixel` and `expect_metrics` are all empty",
+                p.display()
+            );
             (p, s)
         })
         .collect()
@@ -201,12 +306,30 @@ async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outc
         if let Some(ms) = step.advance_ms {
             clock.advance(ms);
         }
-        let actions = [step.post.is_some(), step.expire, step.check.is_some()];
+        let actions = [
+            step.post.is_some(),
+            step.beacon.is_some(),
+            step.expire,
+            step.check.is_some(),
+            step.check_pixel.is_some(),
+            step.check_metrics.is_some(),
+        ];
         if actions.iter().filter(|a| **a).count() > 1 {
-            return Err(format!("{at}: one of `post`, `expire`, `check` per step"));
+            return Err(format!(
+                "{at}: one of `post`, `beacon`, `expire`, `check`, `check_pixel`, \
+                 `check_metrics` per step"
+            ));
         }
-        if (step.expect_status.is_some() || step.expect_body.is_some()) && step.post.is_none() {
-            return Err(format!("{at}: `expect_status`/`expect_body` need a `post`"));
+        if (step.expect_status.is_some() || step.expect_body.is_some())
+            && step.post.is_none()
+            && step.beacon.is_none()
+        {
+            return Err(format!(
+                "{at}: `expect_status`/`expect_body` need a `post` or a `beacon`"
+            ));
+        }
+        if step.method.is_some() && step.beacon.is_none() {
+            return Err(format!("{at}: `method` needs a `beacon`"));
         }
         if let Some(body) = &step.post {
             let body = request_body(body).map_err(|e| format!("{at}: {e}"))?;
@@ -225,6 +348,33 @@ async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outc
                 }
             }
         }
+        if let Some(target) = &step.beacon {
+            let (method, default_status) = match step.method.as_deref().unwrap_or("GET") {
+                "GET" => (Method::GET, 200),
+                "POST" => (Method::POST, 204),
+                other => return Err(format!("{at}: `method` must be GET or POST, got {other}")),
+            };
+            let req = Request::builder()
+                .method(method.clone())
+                .uri(target.as_str())
+                .body(Body::empty())
+                .map_err(|e| format!("{at}: bad beacon `{target}`: {e}"))?;
+            let reply = common::send(&router, req).await;
+            let want = step.expect_status.unwrap_or(default_status);
+            if reply.status.as_u16() != want {
+                outcome.failures.push(format!(
+                    "{at}: {method} {target} answered {}, expected {want}: {}",
+                    reply.status, reply.text
+                ));
+            }
+            if let Some(want) = &step.expect_body {
+                let mut diffs = Vec::new();
+                compare("body", want, &reply.body, true, &mut diffs);
+                for d in diffs {
+                    outcome.failures.push(format!("{at}: {d}"));
+                }
+            }
+        }
         if step.expire {
             state
                 .pipeline
@@ -235,9 +385,19 @@ async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outc
         if let Some(check) = &step.check {
             compare_sessions(&router, scenario, &at, check, &mut outcome).await;
         }
+        if let Some(check) = &step.check_pixel {
+            compare_pixel_sessions(&router, scenario, &at, check, &mut outcome).await;
+        }
+        if let Some(check) = &step.check_metrics {
+            compare_metrics(&router, scenario, &at, check.as_slice(), &mut outcome).await;
+        }
     }
     let at = format!("scenario `{}`, final", scenario.name);
     compare_sessions(&router, scenario, &at, &scenario.expect, &mut outcome).await;
+    compare_pixel_sessions(&router, scenario, &at, &scenario.expect_pixel, &mut outcome).await;
+    if let Some(expected) = &scenario.expect_metrics {
+        compare_metrics(&router, scenario, &at, expected.as_slice(), &mut outcome).await;
+    }
     Ok(outcome)
 }
 
@@ -278,6 +438,14 @@ async fn get_session(router: &Router, id: &str) -> (StatusCode, Value) {
     send(router, req).await
 }
 
+async fn get_json(router: &Router, uri: &str) -> (StatusCode, Value) {
+    let req = Request::get(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {READ_KEY}"))
+        .body(Body::empty())
+        .expect("request");
+    send(router, req).await
+}
+
 async fn send(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
     let reply = common::send(router, req).await;
     (reply.status, reply.body)
@@ -305,52 +473,179 @@ async fn compare_sessions(
             ));
             continue;
         };
-        let mut diffs = Vec::new();
-        for (field, value) in want {
-            if field == "metrics" {
-                let Some(metrics) = value.as_object() else {
-                    diffs.push(("metrics".to_owned(), "must be an object".to_owned()));
-                    continue;
-                };
-                for (name, value) in metrics {
-                    let path = format!("metrics.{name}");
-                    compare_field(&path, value, &view["metrics"], name, &mut diffs);
-                }
-            } else {
-                compare_field(field, value, &view, field, &mut diffs);
-            }
-        }
-        let mut skipped: Vec<&str> = Vec::new();
-        for (path, message) in diffs {
-            let known = scenario.known_divergence.iter().find(|d| {
-                d.session == *id && (path == d.field || path.starts_with(&format!("{}.", d.field)))
-            });
-            match known {
-                Some(d) => {
-                    skipped.push(&d.field);
-                    outcome.warnings.push(format!(
-                        "{at}, session `{id}`: known divergence skipped: {message} \
-                         (spec {}, engine {} when recorded: {})",
-                        d.spec, d.engine, d.reading
-                    ));
-                }
-                None => outcome
+        compare_view(scenario, at, id, want, &view, outcome);
+    }
+}
+
+/// The pixel sessions of one (video, viewer) pair, oldest first.
+async fn pixel_sessions(
+    router: &Router,
+    video_id: &str,
+    viewer_id: &str,
+) -> Result<Vec<Value>, String> {
+    // An explicit range: the default one ends at "now", exclusive, and
+    // with a frozen clock a session that started this very millisecond
+    // would not be listed.
+    let query = serde_urlencoded::to_string([
+        ("protocol", "pixel"),
+        ("video_id", video_id),
+        ("viewer_id", viewer_id),
+        ("from", &(T0 - LIST_MARGIN_MS).to_string()),
+        ("to", &(T0 + LIST_MARGIN_MS).to_string()),
+        ("limit", "1000"),
+    ])
+    .map_err(|e| format!("query: {e}"))?;
+    let (status, body) = get_json(router, &format!("/data/v1/sessions?{query}")).await;
+    if status != StatusCode::OK {
+        return Err(format!("GET /data/v1/sessions answered {status}: {body}"));
+    }
+    let mut sessions = body["sessions"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| format!("no `sessions` in {body}"))?;
+    if !body["next_cursor"].is_null() {
+        return Err("more than 1000 sessions for one pair".into());
+    }
+    // Newest first in the API.
+    sessions.reverse();
+    Ok(sessions)
+}
+
+/// Find each expected pixel session by its pair and rank, and compare it.
+async fn compare_pixel_sessions(
+    router: &Router,
+    scenario: &Scenario,
+    at: &str,
+    expected: &[PixelExpectation],
+    outcome: &mut Outcome,
+) {
+    for want in expected {
+        let label = want.label();
+        let sessions = match pixel_sessions(router, &want.video_id, &want.viewer_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                outcome
                     .failures
-                    .push(format!("{at}, session `{id}`: {message}")),
+                    .push(format!("{at}, pixel session `{label}`: {e}"));
+                continue;
             }
-        }
-        for d in scenario
-            .known_divergence
-            .iter()
-            .filter(|d| d.session == *id)
-        {
-            if want_has(want, &d.field) && !skipped.contains(&d.field.as_str()) {
-                outcome.warnings.push(format!(
-                    "{at}, session `{id}`: `{}` now agrees with the spec; \
-                     remove its known_divergence",
-                    d.field
+        };
+        if let Some(n) = want.sessions {
+            if sessions.len() != n {
+                outcome.failures.push(format!(
+                    "{at}, pixel session `{label}`: the pair has {} session(s), expected {n}",
+                    sessions.len()
                 ));
             }
+        }
+        if want.fields.is_empty() && want.sessions.is_some() {
+            // Only the count was asked (`"sessions": 0`: the pair has none).
+            continue;
+        }
+        let Some(view) = sessions.get(want.nth) else {
+            outcome.failures.push(format!(
+                "{at}, pixel session `{label}`: the pair has {} session(s), no #{}",
+                sessions.len(),
+                want.nth
+            ));
+            continue;
+        };
+        // The pair selects the session, and is part of the view too.
+        let mut fields = want.fields.clone();
+        fields.insert("video_id".into(), Value::String(want.video_id.clone()));
+        fields.insert("viewer_id".into(), Value::String(want.viewer_id.clone()));
+        compare_view(scenario, at, &label, &fields, view, outcome);
+    }
+}
+
+/// Read the aggregates of each expected range and compare them.
+async fn compare_metrics(
+    router: &Router,
+    scenario: &Scenario,
+    at: &str,
+    expected: &[MetricsExpectation],
+    outcome: &mut Outcome,
+) {
+    for want in expected {
+        let label = want.name.as_deref().unwrap_or("metrics");
+        let mut uri = format!(
+            "/data/v1/metrics?from={}&to={}",
+            T0 + want.from_ms,
+            T0 + want.to_ms
+        );
+        if let Some(q) = &want.query {
+            uri.push('&');
+            uri.push_str(q);
+        }
+        let (status, body) = get_json(router, &uri).await;
+        if status != StatusCode::OK {
+            outcome.failures.push(format!(
+                "{at}, `{label}`: GET {uri} answered {status}: {body}"
+            ));
+            continue;
+        }
+        let mut fields = Map::new();
+        fields.insert("metrics".into(), Value::Object(want.metrics.clone()));
+        compare_view(scenario, at, label, &fields, &body, outcome);
+    }
+}
+
+/// Compare a view with the expected subset of its fields (`metrics`: a
+/// subset of its metrics); known divergences of `id` (a session id or an
+/// expectation's label) are skipped.
+fn compare_view(
+    scenario: &Scenario,
+    at: &str,
+    id: &str,
+    want: &Map<String, Value>,
+    view: &Value,
+    outcome: &mut Outcome,
+) {
+    let mut diffs = Vec::new();
+    for (field, value) in want {
+        if field == "metrics" {
+            let Some(metrics) = value.as_object() else {
+                diffs.push(("metrics".to_owned(), "must be an object".to_owned()));
+                continue;
+            };
+            for (name, value) in metrics {
+                let path = format!("metrics.{name}");
+                compare_field(&path, value, &view["metrics"], name, &mut diffs);
+            }
+        } else {
+            compare_field(field, value, view, field, &mut diffs);
+        }
+    }
+    let mut skipped: Vec<&str> = Vec::new();
+    for (path, message) in diffs {
+        let known = scenario.known_divergence.iter().find(|d| {
+            d.session == *id && (path == d.field || path.starts_with(&format!("{}.", d.field)))
+        });
+        match known {
+            Some(d) => {
+                skipped.push(&d.field);
+                outcome.warnings.push(format!(
+                    "{at}, session `{id}`: known divergence skipped: {message} \
+                     (spec {}, engine {} when recorded: {})",
+                    d.spec, d.engine, d.reading
+                ));
+            }
+            None => outcome
+                .failures
+                .push(format!("{at}, session `{id}`: {message}")),
+        }
+    }
+    for d in scenario
+        .known_divergence
+        .iter()
+        .filter(|d| d.session == *id)
+    {
+        if want_has(want, &d.field) && !skipped.contains(&d.field.as_str()) {
+            outcome.warnings.push(format!(
+                "{at}, session `{id}`: `{}` now agrees with the spec; \
+                 remove its known_divergence",
+                d.field
+            ));
         }
     }
 }
