@@ -120,7 +120,8 @@ impl Query {
                 }
             }
         }
-        let to = to.unwrap_or(now);
+        // Default: up to now, this millisecond included (`to` is exclusive).
+        let to = to.unwrap_or(now + 1);
         let from = from.unwrap_or(to - DEFAULT_RANGE_MS);
         if from >= to {
             return Err(ApiError::bad_request("from: must be before `to`"));
