@@ -49,7 +49,7 @@ enum Command {
         /// Data directory [default: ./playhead-demo-data].
         #[arg(long, default_value = "./playhead-demo-data")]
         data_dir: PathBuf,
-        /// Simulated viewers watching at any time.
+        /// Simulated viewers watching at any time (a quarter of them pixel, the rest native).
         #[arg(long, default_value_t = 40)]
         viewers: usize,
         /// How much faster than real time the viewers send.
@@ -70,10 +70,13 @@ enum Command {
         /// Seconds to run.
         #[arg(long, default_value_t = 10)]
         duration: u64,
-        /// The property's ingest key.
+        /// The property's ingest key; required for native, unused by pixel
+        /// (its pullzone picks the property).
         #[arg(long, env = "PLAYHEAD_INGEST_KEY")]
-        ingest_key: String,
-        /// Speed-up of the viewers' real cadence (1 = real time).
+        ingest_key: Option<String>,
+        /// Speed-up of the viewers' real cadence (1 = real time). Pixel
+        /// beacons carry no client time, so pixel sessions come out this
+        /// many times shorter on the server.
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
         /// Random seed of the simulated population.
@@ -131,7 +134,8 @@ fn main() -> anyhow::Result<()> {
                 protocol,
                 viewers,
                 duration: Duration::from_secs(duration),
-                ingest_key,
+                // `load::run` says when the protocol needs it.
+                ingest_key: ingest_key.unwrap_or_default(),
                 speed,
                 seed,
             }))?;

@@ -1,4 +1,5 @@
-//! Simulated viewers speaking the native protocol (`spec/protocols.md` §6).
+//! Simulated viewers speaking the native protocol (`spec/protocols.md` §6)
+//! and, in [`pixel`], Panda Video's pixel beacons (§1).
 //!
 //! A session is planned up front, with no IO and no clock, from a random
 //! number generator and a start time: [`plan_session`] draws who watches what
@@ -1013,6 +1014,772 @@ fn splitmix(x: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+pub mod pixel {
+    //! Simulated viewers of Panda Video's player, speaking pixel beacons
+    //! (`spec/protocols.md` §1).
+    //!
+    //! A pixel visit is planned like a native view: [`plan_session`] draws a
+    //! viewer, a video and how the visit goes, and lays out the beacons the
+    //! player sends at the visit's own times, with no IO and no clock.
+    //!
+    //! The cadence is the shipped player's:
+    //! - `view` (`GET`, an `<img>` pixel) once per page load, the tab visible;
+    //! - `play` (`POST` by `navigator.sendBeacon`: empty body, data in the
+    //!   query) at the first real play, and with it the forced `check` at
+    //!   `current_time=0`;
+    //! - `check` (`POST`, sendBeacon) each time the media position reaches a
+    //!   multiple of 5 s while playing: a pause sends nothing, and a seek makes
+    //!   `current_time` jump (the next check is the first 5-s mark at or after
+    //!   the seek's target);
+    //! - on a live channel, `GET /realtime/icon.gif` every 15 s of playing
+    //!   instead of checks, with the rendition height, the stream time, the
+    //!   measured bandwidth and the errors since the previous beacon.
+    //!
+    //! The population: viewer UUIDs from a reused, skewed pool
+    //! ([`VIEWER_POOL`]), so unique viewers stay below views; the catalogue of
+    //! [`super::VIDEOS`] (live channels included); about 10 % of page loads
+    //! end before playing (a view only) and 8 % of visits reload the page (a
+    //! second `view` for the same video and viewer); pauses, seeks and a tab
+    //! hidden for a while (`visibily=false`) while playing; a referrer, or
+    //! `referrer=` empty as a page without one sends it; `utm_source` and
+    //! `utm_campaign` on a fifth of the visits.
+    //!
+    //! Pixel beacons carry no client time: the server times each one at its
+    //! arrival. A load run at `speed` ≠ 1 compresses the send schedule, so the
+    //! durations the server sees (watch time, pauses) are compressed by the
+    //! same factor, unlike the native protocol's, whose events carry `ts`.
+
+    use super::{
+        pick, pick_by_key, splitmix, time_scale, total_weight, Video, DEVICES, LADDER, REFERRERS,
+        VIDEOS,
+    };
+    use rand::Rng;
+    use std::fmt::Write as _;
+    use std::time::Duration;
+
+    /// The pullzone (`p`) beacons carry unless told otherwise.
+    pub const DEFAULT_PULLZONE: &str = "vz-a06a6f7b-986";
+    /// A `check` per this much media position, ms.
+    pub const CHECK_STEP_MS: i64 = 5_000;
+    /// A live beacon per this much playing time, ms.
+    pub const LIVE_INTERVAL_MS: i64 = 15_000;
+    /// Number of distinct viewer UUIDs visits are drawn from.
+    pub const VIEWER_POOL: u32 = 500;
+    /// Keeps the pixel viewers' UUIDs and devices apart from the native ones'.
+    const VIEWER_SALT: u64 = 0x7069_7865_6c5f_7575;
+
+    /// Campaigns some visits come from: (`utm_source`, `utm_campaign`).
+    const CAMPAIGNS: &[(&str, &str)] = &[
+        ("newsletter", "black_friday"),
+        ("facebook", "spring_launch"),
+        ("google", "brand_search"),
+        ("instagram", "course_promo"),
+    ];
+
+    /// Which beacon.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum BeaconKind {
+        View,
+        Play,
+        Check,
+        /// `/realtime/icon.gif`.
+        Live,
+    }
+
+    impl BeaconKind {
+        /// `type` on the wire; `live` for the live beacon, which has none.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                BeaconKind::View => "view",
+                BeaconKind::Play => "play",
+                BeaconKind::Check => "check",
+                BeaconKind::Live => "live",
+            }
+        }
+
+        /// `POST` for what the player sends with `navigator.sendBeacon`,
+        /// `GET` for the `<img>` pixels.
+        pub fn method(self) -> &'static str {
+            match self {
+                BeaconKind::View | BeaconKind::Live => "GET",
+                BeaconKind::Play | BeaconKind::Check => "POST",
+            }
+        }
+
+        pub fn path(self) -> &'static str {
+            match self {
+                BeaconKind::Live => "/realtime/icon.gif",
+                _ => "/icon.gif",
+            }
+        }
+    }
+
+    /// What a live beacon reports.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct LiveReport {
+        /// `quality`: the rendition's height.
+        pub quality: u32,
+        /// `time`: the stream's current time, ms (sent in s, 2 decimals).
+        pub time_ms: i64,
+        /// `bandwidth`: the measured bandwidth, kbps (sent with 2 decimals).
+        pub bandwidth_kbps: f64,
+        /// `errors`: playback errors since the previous beacon.
+        pub errors: u32,
+    }
+
+    /// One beacon of a visit.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct PlannedBeacon {
+        /// Send time, ms after the visit's start, at real rate.
+        pub at_ms: i64,
+        pub kind: BeaconKind,
+        /// `current_time` (s): on every `check`, and 0 on `play` as the player sends it.
+        pub current_time: Option<u32>,
+        /// On live beacons.
+        pub live: Option<LiveReport>,
+        /// `visibily`: whether the tab was visible.
+        pub visible: bool,
+    }
+
+    impl PlannedBeacon {
+        /// When to send it, after the visit's start, at `speed` × real time.
+        pub fn send_at(&self, speed: f64) -> Duration {
+            time_scale(self.at_ms, speed)
+        }
+    }
+
+    /// A planned visit: one page load, or two when the viewer reloads.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct PixelSessionPlan {
+        /// `u`: the UUID the player keeps in localStorage.
+        pub viewer_id: String,
+        pub video: &'static Video,
+        /// `p`.
+        pub pullzone: String,
+        /// `referrer`; `None` is sent as `referrer=` (empty).
+        pub referrer: Option<&'static str>,
+        /// `utm_source` and `utm_campaign`.
+        pub campaign: Option<(&'static str, &'static str)>,
+        pub user_agent: &'static str,
+        /// In send order.
+        pub beacons: Vec<PlannedBeacon>,
+        /// When the viewer leaves the page, ms after the start (at or after the last beacon).
+        pub end_ms: i64,
+    }
+
+    impl PixelSessionPlan {
+        pub fn set_pullzone(&mut self, pullzone: &str) {
+            pullzone.clone_into(&mut self.pullzone);
+        }
+
+        /// Page loads (`view` beacons): the sessions the server opens.
+        pub fn views(&self) -> usize {
+            self.beacons
+                .iter()
+                .filter(|b| b.kind == BeaconKind::View)
+                .count()
+        }
+
+        /// The beacon's path and query, parameters in the player's order.
+        pub fn path_and_query(&self, b: &PlannedBeacon) -> String {
+            let mut q = String::with_capacity(256);
+            q.push_str(b.kind.path());
+            q.push('?');
+            if let Some(l) = &b.live {
+                let _ = write!(
+                    q,
+                    "quality={}&time={:.2}&bandwidth={:.2}&errors={}&",
+                    l.quality,
+                    l.time_ms as f64 / 1000.0,
+                    l.bandwidth_kbps,
+                    l.errors
+                );
+                param(&mut q, "v", self.video.id);
+                param(&mut q, "u", &self.viewer_id);
+                param(&mut q, "p", &self.pullzone);
+            } else {
+                param(&mut q, "type", b.kind.as_str());
+                param(&mut q, "v", self.video.id);
+                param(&mut q, "p", &self.pullzone);
+                param(&mut q, "u", &self.viewer_id);
+            }
+            param(&mut q, "referrer", self.referrer.unwrap_or(""));
+            // Sic: the shipped player's spelling.
+            param(&mut q, "visibily", if b.visible { "true" } else { "false" });
+            if let Some(t) = b.current_time {
+                param(&mut q, "current_time", &t.to_string());
+            }
+            if let Some((source, campaign)) = self.campaign {
+                param(&mut q, "utm_source", source);
+                param(&mut q, "utm_campaign", campaign);
+            }
+            q.pop(); // the last `&`
+            q
+        }
+    }
+
+    /// `name=value&`, the value escaped as `encodeURIComponent` does.
+    fn param(out: &mut String, name: &str, value: &str) {
+        out.push_str(name);
+        out.push('=');
+        for b in value.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+                out.push(char::from(b));
+            } else {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+        out.push('&');
+    }
+
+    /// Plan one realistic visit of a pixel-tracked player page.
+    pub fn plan_session(rng: &mut impl Rng) -> PixelSessionPlan {
+        // Skewed towards low indices: a few viewers come back a lot.
+        let u: f64 = rng.random();
+        let viewer = ((u * u * f64::from(VIEWER_POOL)) as u32).min(VIEWER_POOL - 1);
+        let mix = splitmix(u64::from(viewer) ^ VIEWER_SALT);
+        let bytes = ((u128::from(mix) << 64) | u128::from(splitmix(mix))).to_be_bytes();
+        let viewer_id = uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string();
+        // A viewer keeps their browser.
+        let device = pick_by_key(DEVICES, mix % total_weight(DEVICES, |d| d.weight), |d| {
+            d.weight
+        });
+        let video = pick(rng, VIDEOS, |v| v.weight);
+        let referrer = REFERRERS[rng.random_range(0..REFERRERS.len())];
+        let campaign = rng
+            .random_bool(0.2)
+            .then(|| CAMPAIGNS[rng.random_range(0..CAMPAIGNS.len())]);
+        let network = rng.random::<f64>().sqrt();
+
+        let mut s = Script {
+            now: 0,
+            reload_at: i64::MAX,
+            visible: true,
+            beacons: Vec::new(),
+        };
+        if rng.random_bool(0.08) {
+            // The viewer reloads the page at some point of the first load.
+            let at = rng.random_range(3_000..180_000);
+            s.reload_at = at;
+            s.page_load(rng, video, network);
+            s.now = at;
+            s.reload_at = i64::MAX;
+            s.wait(rng.random_range(500..3_000));
+        }
+        s.page_load(rng, video, network);
+        PixelSessionPlan {
+            viewer_id,
+            video,
+            pullzone: DEFAULT_PULLZONE.to_owned(),
+            referrer,
+            campaign,
+            user_agent: device.user_agent,
+            beacons: s.beacons,
+            end_ms: s.now,
+        }
+    }
+
+    /// Lays a visit out into beacons.
+    struct Script {
+        /// Visit time, ms since its start.
+        now: i64,
+        /// The page reloads then: the current load sends nothing after it.
+        reload_at: i64,
+        visible: bool,
+        beacons: Vec<PlannedBeacon>,
+    }
+
+    impl Script {
+        fn wait(&mut self, ms: i64) {
+            self.now += ms.max(0);
+        }
+
+        /// Whether the page was reloaded under the current load.
+        fn gone(&self) -> bool {
+            self.now > self.reload_at
+        }
+
+        fn send(&mut self, kind: BeaconKind, current_time: Option<u32>, live: Option<LiveReport>) {
+            self.beacons.push(PlannedBeacon {
+                at_ms: self.now,
+                kind,
+                current_time,
+                live,
+                visible: self.visible,
+            });
+        }
+
+        /// One page load, from `view` until the viewer leaves (or the reload).
+        fn page_load(&mut self, rng: &mut impl Rng, video: &Video, network: f64) {
+            self.visible = true;
+            self.send(BeaconKind::View, None, None);
+            if rng.random_bool(0.1) {
+                // Leaves before playing: a view only.
+                self.wait(rng.random_range(2_000..30_000));
+                return;
+            }
+            // Autoplay starts at once; otherwise the viewer clicks.
+            let to_play = if rng.random_bool(0.35) {
+                rng.random_range(300..1_500)
+            } else {
+                rng.random_range(1_500..9_000)
+            };
+            self.wait(to_play);
+            if self.gone() {
+                return;
+            }
+            self.send(BeaconKind::Play, Some(0), None);
+            match video.duration_s {
+                Some(d) => self.vod(rng, d),
+                None => self.live(rng, network),
+            }
+        }
+
+        /// On-demand playing: a check at each 5-s mark of the position.
+        fn vod(&mut self, rng: &mut impl Rng, duration_s: u32) {
+            let duration = i64::from(duration_s) * 1000;
+            let p_end = if duration_s <= 120 {
+                0.55
+            } else if duration_s <= 600 {
+                0.3
+            } else {
+                0.15
+            };
+            // Most leave early; the exponent puts the mass at the start.
+            let goal = if rng.random_bool(p_end) {
+                i64::MAX
+            } else {
+                ((f64::from(duration_s) * rng.random::<f64>().powf(1.4)).max(3.0) * 1000.0) as i64
+            };
+            // Interruptions per second of playing (the tab's visibility flips, too).
+            let (pause, seek) = (1.0 / 120.0, 1.0 / 150.0);
+
+            // The forced check at first play.
+            self.send(BeaconKind::Check, Some(0), None);
+            let mut pos = 0;
+            let mut watched = 0;
+            let mut next_mark = CHECK_STEP_MS;
+            loop {
+                // A hidden tab comes back sooner than a visible one is left.
+                let flip = if self.visible {
+                    1.0 / 400.0
+                } else {
+                    1.0 / 60.0
+                };
+                let hazard = pause + seek + flip;
+                let to_event =
+                    ((-(1.0 - rng.random::<f64>()).ln() / hazard) * 1000.0).ceil() as i64;
+                let to_event = to_event.max(1);
+                let step = to_event
+                    .min(next_mark - pos)
+                    .min(duration - pos)
+                    .min(goal.saturating_sub(watched))
+                    .max(0);
+                self.wait(step);
+                pos += step;
+                watched += step;
+                if self.gone() {
+                    return;
+                }
+                if pos == next_mark {
+                    self.send(BeaconKind::Check, Some((next_mark / 1000) as u32), None);
+                    next_mark += CHECK_STEP_MS;
+                }
+                if pos >= duration || watched >= goal {
+                    // Ended, or had enough: stays a moment, then leaves.
+                    self.wait(rng.random_range(300..15_000));
+                    return;
+                }
+                if step < to_event {
+                    continue;
+                }
+                let x = rng.random::<f64>() * hazard;
+                if x < pause {
+                    // Paused: time passes, no checks.
+                    let ms = 3_000.0 + 87_000.0 * rng.random::<f64>().powi(2);
+                    self.wait(ms as i64);
+                    if rng.random_bool(0.12) {
+                        return;
+                    }
+                } else if x < pause + seek {
+                    let last = next_mark - CHECK_STEP_MS;
+                    let target = if last >= CHECK_STEP_MS && rng.random_bool(0.35) {
+                        // Back to before the last check's mark.
+                        (pos - rng.random_range(5_000..60_000)).min(last - CHECK_STEP_MS)
+                    } else if pos + 10_000 <= duration - 2_000 {
+                        (pos + rng.random_range(10_000..120_000)).min(duration - 2_000)
+                    } else {
+                        continue;
+                    };
+                    self.wait(rng.random_range(100..1_500));
+                    pos = target.max(0);
+                    // The first mark at or after the target (at once when on one).
+                    next_mark = (pos + CHECK_STEP_MS - 1) / CHECK_STEP_MS * CHECK_STEP_MS;
+                } else {
+                    self.visible = !self.visible;
+                }
+            }
+        }
+
+        /// Live playing: a live beacon every 15 s of playing.
+        fn live(&mut self, rng: &mut impl Rng, network: f64) {
+            let goal = ((30.0 + 1170.0 * rng.random::<f64>().powi(2)) * 1000.0) as i64;
+            // The stream's own clock: somewhere in its window.
+            let mut time = rng.random_range(60_000..7_200_000);
+            let mut rung = ((network * 4.0) as usize).min(4);
+            let pause = 1.0 / 300.0;
+            let mut since = 0;
+            let mut watched = 0;
+            loop {
+                let to_pause = ((-(1.0 - rng.random::<f64>()).ln() / pause) * 1000.0).ceil() as i64;
+                let to_pause = to_pause.max(1);
+                let step = to_pause
+                    .min(LIVE_INTERVAL_MS - since)
+                    .min(goal - watched)
+                    .max(0);
+                self.wait(step);
+                time += step;
+                since += step;
+                watched += step;
+                if self.gone() {
+                    return;
+                }
+                if since >= LIVE_INTERVAL_MS {
+                    since = 0;
+                    if rng.random_bool(0.15) {
+                        let up = rng.random_bool(0.3 + 0.5 * network);
+                        rung = if up {
+                            (rung + 1).min(4)
+                        } else {
+                            rung.saturating_sub(1)
+                        };
+                    }
+                    let errors = if rng.random_bool(0.02 + 0.1 * (1.0 - network)) {
+                        rng.random_range(1..=3)
+                    } else {
+                        0
+                    };
+                    let (bitrate, _, height) = LADDER[rung];
+                    let kbps =
+                        bitrate as f64 / 1000.0 * (1.1 + 2.5 * network * rng.random::<f64>());
+                    self.send(
+                        BeaconKind::Live,
+                        None,
+                        Some(LiveReport {
+                            quality: height,
+                            // Timers fire a little late, so `time` is not a round step.
+                            time_ms: time + rng.random_range(0..250),
+                            bandwidth_kbps: (kbps * 100.0).round() / 100.0,
+                            errors,
+                        }),
+                    );
+                }
+                if watched >= goal {
+                    self.wait(rng.random_range(300..5_000));
+                    return;
+                }
+                if step == to_pause {
+                    // Paused: the stream's time stands still (DVR), no beacons.
+                    self.wait(rng.random_range(2_000..60_000));
+                    if rng.random_bool(0.1) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use rand::rngs::StdRng;
+        use rand::SeedableRng;
+        use std::collections::HashSet;
+
+        fn visit(seed: u64) -> PixelSessionPlan {
+            plan_session(&mut StdRng::seed_from_u64(seed))
+        }
+
+        /// The visit's page loads, each a run of beacons starting with `view`.
+        fn loads(plan: &PixelSessionPlan) -> Vec<&[PlannedBeacon]> {
+            let starts: Vec<usize> = plan
+                .beacons
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.kind == BeaconKind::View)
+                .map(|(i, _)| i)
+                .collect();
+            starts
+                .iter()
+                .enumerate()
+                .map(|(n, &i)| {
+                    let end = starts.get(n + 1).copied().unwrap_or(plan.beacons.len());
+                    &plan.beacons[i..end]
+                })
+                .collect()
+        }
+
+        fn checks(load: &[PlannedBeacon]) -> Vec<&PlannedBeacon> {
+            load.iter()
+                .filter(|b| b.kind == BeaconKind::Check)
+                .collect()
+        }
+
+        #[test]
+        fn beacons_follow_the_players_cadence() {
+            for seed in 0..500 {
+                let plan = visit(seed);
+                assert_eq!(plan.beacons[0].kind, BeaconKind::View, "seed {seed}");
+                assert!(
+                    plan.beacons.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+                    "seed {seed}: out of order"
+                );
+                assert!(plan.end_ms >= plan.beacons.last().unwrap().at_ms);
+                for load in loads(&plan) {
+                    let kinds: Vec<BeaconKind> = load.iter().map(|b| b.kind).collect();
+                    // View first and visible, at most one play, everything else after it.
+                    assert!(load[0].visible, "seed {seed}");
+                    assert_eq!(
+                        kinds.iter().filter(|k| **k == BeaconKind::Play).count(),
+                        kinds.len().min(2) - 1,
+                        "seed {seed}: {kinds:?}"
+                    );
+                    if let Some(play) = load.get(1) {
+                        assert_eq!(play.kind, BeaconKind::Play, "seed {seed}");
+                        assert_eq!(play.current_time, Some(0));
+                    }
+                    for b in load {
+                        let method = if matches!(b.kind, BeaconKind::Play | BeaconKind::Check) {
+                            "POST"
+                        } else {
+                            "GET"
+                        };
+                        assert_eq!(b.kind.method(), method);
+                    }
+                    let checks = checks(load);
+                    if plan.video.is_live() {
+                        assert!(checks.is_empty(), "seed {seed}: checks on live");
+                        let live: Vec<&PlannedBeacon> =
+                            load.iter().filter(|b| b.kind == BeaconKind::Live).collect();
+                        if let Some(first) = live.first() {
+                            // The first after 15 s of playing.
+                            assert!(
+                                first.at_ms - load[1].at_ms >= LIVE_INTERVAL_MS,
+                                "seed {seed}"
+                            );
+                        }
+                        for w in live.windows(2) {
+                            let (a, b) = (w[0].live.unwrap(), w[1].live.unwrap());
+                            let d_time = b.time_ms - a.time_ms;
+                            assert!(
+                                (d_time - LIVE_INTERVAL_MS).abs() < 250,
+                                "seed {seed}: {d_time}"
+                            );
+                            assert!(w[1].at_ms - w[0].at_ms >= LIVE_INTERVAL_MS, "seed {seed}");
+                        }
+                        continue;
+                    }
+                    assert!(
+                        load.iter().all(|b| b.kind != BeaconKind::Live),
+                        "seed {seed}"
+                    );
+                    let duration = plan.video.duration_s.unwrap();
+                    if let Some(first) = checks.first() {
+                        // The forced check with the play.
+                        assert_eq!(first.current_time, Some(0), "seed {seed}");
+                        assert_eq!(first.at_ms, load[1].at_ms, "seed {seed}");
+                    }
+                    for c in &checks {
+                        let t = c.current_time.expect("checks carry current_time");
+                        assert!(t % 5 == 0 && t <= duration, "seed {seed}: {t}");
+                    }
+                    for w in checks.windows(2) {
+                        let d_pos = i64::from(w[1].current_time.unwrap())
+                            - i64::from(w[0].current_time.unwrap());
+                        let d_t = w[1].at_ms - w[0].at_ms;
+                        if d_pos == 5 {
+                            // Played on: 5 s later, or later still after a pause.
+                            assert!(d_t >= CHECK_STEP_MS, "seed {seed}: {d_t} ms for 5 s");
+                        } else {
+                            // A seek: the position jumped.
+                            assert!(d_pos >= 10 || d_pos <= -5, "seed {seed}: {d_pos}");
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn population_has_every_kind_of_visit() {
+            let plans: Vec<PixelSessionPlan> = (0..1000).map(visit).collect();
+            let mut found: HashSet<&str> = HashSet::new();
+            let (mut view_only, mut reloads, mut live) = (0, 0, 0);
+            for p in &plans {
+                if p.views() == 2 {
+                    reloads += 1;
+                    found.insert("reload");
+                }
+                assert!(p.views() <= 2);
+                for load in loads(p) {
+                    if load.len() == 1 {
+                        found.insert("view only");
+                        view_only += 1;
+                    }
+                    let checks = checks(load);
+                    for w in checks.windows(2) {
+                        let d_pos = i64::from(w[1].current_time.unwrap())
+                            - i64::from(w[0].current_time.unwrap());
+                        let d_t = w[1].at_ms - w[0].at_ms;
+                        if d_pos == 5 && d_t == CHECK_STEP_MS {
+                            found.insert("steady check");
+                        } else if d_pos == 5 {
+                            found.insert("pause");
+                        } else if d_pos > 0 {
+                            found.insert("forward seek");
+                        } else {
+                            found.insert("backward seek");
+                        }
+                    }
+                }
+                if p.beacons.iter().any(|b| b.kind == BeaconKind::Live) {
+                    found.insert("live");
+                    live += 1;
+                    let reports: Vec<LiveReport> =
+                        p.beacons.iter().filter_map(|b| b.live).collect();
+                    if reports.iter().any(|r| r.errors > 0) {
+                        found.insert("live errors");
+                    }
+                    if reports.windows(2).any(|w| w[0].quality != w[1].quality) {
+                        found.insert("quality change");
+                    }
+                }
+                if p.beacons.iter().any(|b| !b.visible) {
+                    found.insert("hidden tab");
+                }
+                if p.campaign.is_some() {
+                    found.insert("utm");
+                }
+                if p.referrer.is_none() {
+                    found.insert("no referrer");
+                }
+                if p.beacons.iter().any(|b| {
+                    b.kind == BeaconKind::Check
+                        && b.current_time == Some(p.video.duration_s.unwrap_or(1) / 5 * 5)
+                }) {
+                    found.insert("watched to the end");
+                }
+            }
+            for kind in [
+                "reload",
+                "view only",
+                "steady check",
+                "pause",
+                "forward seek",
+                "backward seek",
+                "live",
+                "live errors",
+                "quality change",
+                "hidden tab",
+                "utm",
+                "no referrer",
+                "watched to the end",
+            ] {
+                assert!(found.contains(kind), "no `{kind}` in 1000 visits");
+            }
+            assert!((40..=130).contains(&reloads), "{reloads} reloads in 1000");
+            assert!(
+                (60..=180).contains(&view_only),
+                "{view_only} view-only loads in 1000"
+            );
+            assert!((100..=300).contains(&live), "{live} live visits in 1000");
+
+            let views: usize = plans.iter().map(PixelSessionPlan::views).sum();
+            let viewers: HashSet<&str> = plans.iter().map(|p| p.viewer_id.as_str()).collect();
+            assert!(
+                viewers.len() < views / 2,
+                "{} viewers for {views} views",
+                viewers.len()
+            );
+            assert!(viewers.iter().all(|u| uuid::Uuid::parse_str(u).is_ok()));
+            let videos: HashSet<&str> = plans.iter().map(|p| p.video.id).collect();
+            assert_eq!(videos.len(), VIDEOS.len());
+        }
+
+        #[test]
+        fn a_viewer_keeps_their_uuid_and_browser() {
+            let mut by_viewer = std::collections::HashMap::new();
+            for seed in 0..1000 {
+                let p = visit(seed);
+                let ua = *by_viewer.entry(p.viewer_id.clone()).or_insert(p.user_agent);
+                assert_eq!(ua, p.user_agent, "{}", p.viewer_id);
+            }
+        }
+
+        #[test]
+        fn same_seed_same_visit() {
+            assert_eq!(visit(42), visit(42));
+        }
+
+        #[test]
+        fn urls_are_what_the_player_sends() {
+            let video = VIDEOS.iter().find(|v| !v.is_live()).unwrap();
+            let channel = VIDEOS.iter().find(|v| v.is_live()).unwrap();
+            let mut plan = PixelSessionPlan {
+                viewer_id: "3f0e8c4a-2b1d-4f6e-8a9c-7d5b3e1f0a2c".into(),
+                video,
+                pullzone: DEFAULT_PULLZONE.into(),
+                referrer: Some("https://news.example.com/2024/05/match report"),
+                campaign: Some(("newsletter", "black_friday")),
+                user_agent: DEVICES[0].user_agent,
+                beacons: Vec::new(),
+                end_ms: 0,
+            };
+            let check = PlannedBeacon {
+                at_ms: 5_000,
+                kind: BeaconKind::Check,
+                current_time: Some(5),
+                live: None,
+                visible: false,
+            };
+            assert_eq!(
+                plan.path_and_query(&check),
+                format!(
+                    "/icon.gif?type=check&v={}&p=vz-a06a6f7b-986&u=3f0e8c4a-2b1d-4f6e-8a9c-7d5b3e1f0a2c\
+                     &referrer=https%3A%2F%2Fnews.example.com%2F2024%2F05%2Fmatch%20report&visibily=false\
+                     &current_time=5&utm_source=newsletter&utm_campaign=black_friday",
+                    video.id
+                )
+            );
+            plan.referrer = None;
+            plan.campaign = None;
+            plan.set_pullzone("vz-other");
+            plan.video = channel;
+            let live = PlannedBeacon {
+                at_ms: 20_000,
+                kind: BeaconKind::Live,
+                current_time: None,
+                live: Some(LiveReport {
+                    quality: 720,
+                    time_ms: 1_834_560,
+                    bandwidth_kbps: 2450.57,
+                    errors: 2,
+                }),
+                visible: true,
+            };
+            assert_eq!(
+                plan.path_and_query(&live),
+                format!(
+                    "/realtime/icon.gif?quality=720&time=1834.56&bandwidth=2450.57&errors=2&v={}\
+                     &u=3f0e8c4a-2b1d-4f6e-8a9c-7d5b3e1f0a2c&p=vz-other&referrer=&visibily=true",
+                    channel.id
+                )
+            );
+        }
+    }
 }
 
 #[cfg(test)]
