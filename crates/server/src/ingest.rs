@@ -133,6 +133,7 @@ impl Pipeline {
             writer,
             tracker,
             groups,
+            pending: HashMap::new(),
             clock,
             telemetry: telemetry.clone(),
             depth: depth.clone(),
@@ -237,6 +238,9 @@ struct Writer {
     tracker: Tracker,
     /// (property, group) → (start, id) of the group's latest session.
     groups: HashMap<(String, String), (i64, String)>,
+    /// Session rows to write at the end of the transaction: each touched
+    /// session's row is written once per group commit, not once per request.
+    pending: HashMap<SessionKey, SessionSummary>,
     clock: Arc<dyn Clock>,
     telemetry: Arc<Telemetry>,
     depth: Arc<AtomicI64>,
@@ -335,6 +339,7 @@ impl Writer {
         ingests: &mut [(Box<Submission>, Option<IngestOutcome>)],
         expire: bool,
     ) -> Result<usize, StoreError> {
+        self.pending.clear();
         self.writer.begin()?;
         let now = self.clock.now_ms();
         for (sub, outcome) in ingests.iter_mut() {
@@ -347,8 +352,8 @@ impl Writer {
                 if reason != CloseReason::Explicit {
                     info!(session = %summary.key.session_id, ?reason, "session timed out");
                 }
-                self.writer.put_session(&summary)?;
                 self.writer.add_to_rollup(&summary)?;
+                self.pending.insert(summary.key.clone(), summary);
                 closed += 1;
             }
             // Forget groups whose latest session is closed: a new beacon
@@ -357,6 +362,10 @@ impl Writer {
             self.groups
                 .retain(|(p, _), (_, id)| tracker.is_open(&SessionKey::new(p.clone(), id.clone())));
         }
+        for summary in self.pending.values() {
+            self.writer.put_session(summary)?;
+        }
+        self.pending.clear();
         self.writer.commit()?;
         Ok(closed)
     }
@@ -394,8 +403,8 @@ impl Writer {
     fn close_if_due(&mut self, key: &SessionKey, now: i64) -> Result<(), StoreError> {
         if let Some((summary, reason)) = self.tracker.close_if_due(key, now) {
             info!(session = %key.session_id, ?reason, "session timed out");
-            self.writer.put_session(&summary)?;
             self.writer.add_to_rollup(&summary)?;
+            self.pending.insert(key.clone(), summary);
         }
         Ok(())
     }
@@ -410,6 +419,9 @@ impl Writer {
         self.close_if_due(key, now)?;
         let status = if self.tracker.is_open(key) {
             SessionStatus::Open
+        } else if self.pending.contains_key(key) {
+            // Touched in this transaction and no longer open: it closed here.
+            SessionStatus::Closed
         } else {
             self.writer.session_status(key)?
         };
@@ -453,10 +465,10 @@ impl Writer {
             .ingest(key, batch.protocol, &batch.meta, fresh, now, || {
                 writer.session_events(key)
             })?;
-        self.writer.put_session(&ingested.summary)?;
         if ingested.closed.is_some() {
             self.writer.add_to_rollup(&ingested.summary)?;
         }
+        self.pending.insert(key.clone(), ingested.summary.clone());
         Ok(IngestOutcome::Applied {
             accepted,
             duplicates,
