@@ -20,6 +20,8 @@ const PROGRESS_MARKERS: [u8; 5] = [10, 25, 50, 75, 95];
 /// A session that never showed a frame counts as exit-before-start only if
 /// it closed at least this long after the play request.
 const EXIT_BEFORE_START_MIN_MS: Millis = 1_000;
+/// Adobe: a stall is the playhead unmoved for this many consecutive events.
+const STALL_RUN: u32 = 3;
 
 /// The running fold of one session.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +79,10 @@ pub struct Playback {
     ad_impressions: u64,
     ad_quartiles: AdQuartiles,
     clock_skew_corrections: u64,
+    content_started: bool,
+    stall_count: u64,
+    /// Consecutive events, while playing main content, at the same playhead.
+    unmoved_run: u32,
 }
 
 impl Playback {
@@ -126,6 +132,9 @@ impl Playback {
             ad_impressions: 0,
             ad_quartiles: AdQuartiles::default(),
             clock_skew_corrections: 0,
+            content_started: false,
+            stall_count: 0,
+            unmoved_run: 0,
         }
     }
 
@@ -258,6 +267,16 @@ impl Playback {
         if self.in_break || !ph.is_finite() || ph < 0.0 {
             return;
         }
+        // Adobe stall rule: the playhead stays put for >= 3 consecutive
+        // events while playing main content (counted once per run).
+        if self.state == PlayerState::Playing && self.last_playhead == Some(ph) {
+            self.unmoved_run += 1;
+            if self.unmoved_run == STALL_RUN - 1 {
+                self.stall_count += 1;
+            }
+        } else {
+            self.unmoved_run = 0;
+        }
         if let (Some(prev), Some(prev_t)) = (self.last_playhead, self.playhead_time) {
             let dw = (t - prev_t) as f64 / 1000.0;
             let dp = ph - prev;
@@ -307,6 +326,9 @@ impl Playback {
             }
             EventKind::Playing => {
                 self.first_frame_at.get_or_insert(t);
+                if !self.in_break {
+                    self.content_started = true;
+                }
                 self.failure_pending = false;
                 self.state = S::Playing;
             }
@@ -347,6 +369,9 @@ impl Playback {
             EventKind::Progress { seek, from, shown } => {
                 if *shown {
                     self.first_frame_at.get_or_insert(t);
+                    if !self.in_break {
+                        self.content_started = true;
+                    }
                     if matches!(self.state, S::Init | S::Starting) {
                         self.state = S::Playing;
                     }
@@ -592,6 +617,10 @@ impl Playback {
             ad_impressions: self.ad_impressions,
             ad_quartiles: self.ad_quartiles,
             clock_skew_corrections: self.clock_skew_corrections,
+            content_started: self.content_started,
+            media_time_spent_ms: self.playing_ms + self.ad_playing_ms,
+            stall_count: self.stall_count,
+            resumed: meta.dimensions.get("resumed").is_some_and(|v| v == "true"),
             startup_score,
             smoothness_score,
             playback_success_score,
@@ -721,5 +750,39 @@ mod tests {
         assert!(m.completed);
         let m = fold(Protocol::Native, &[report(0.0, 90.0), report(5.0, 95.0)]);
         assert!(!m.completed, "native completes only on `ended`");
+    }
+
+    #[test]
+    fn adobe_stall_is_three_events_at_one_playhead_while_playing() {
+        // Adobe pings every 10 s while playing: playheads 0, 10, 10, 10, 10, 20.
+        // The run 10, 10, 10 (3 consecutive events at one playhead) is one
+        // stall; the fourth 10 continues the same run; 20 ends it.
+        let ev = |i: i64, kind: EventKind, ph: f64| {
+            let t = T0 + i * 10_000;
+            Event::new(t, t, kind).with_playhead(ph)
+        };
+        let events = [
+            ev(0, EventKind::Play, 0.0),
+            ev(0, EventKind::Playing, 0.0),
+            ev(1, EventKind::Heartbeat, 10.0),
+            ev(2, EventKind::Heartbeat, 10.0),
+            ev(3, EventKind::Heartbeat, 10.0),
+            ev(4, EventKind::Heartbeat, 10.0),
+            ev(5, EventKind::Heartbeat, 20.0),
+        ];
+        let m = fold(Protocol::MediaCollection, &events);
+        assert_eq!(m.stall_count, 1);
+        assert!(m.content_started);
+        // Playing the whole 50 s, no ads: media time spent = content time.
+        assert_eq!(m.media_time_spent_ms, 50_000.0);
+        // Paused at one playhead is not a stall.
+        let paused = [
+            ev(0, EventKind::Playing, 5.0),
+            ev(1, EventKind::Pause, 5.0),
+            ev(2, EventKind::Heartbeat, 5.0),
+            ev(3, EventKind::Heartbeat, 5.0),
+            ev(4, EventKind::Heartbeat, 5.0),
+        ];
+        assert_eq!(fold(Protocol::MediaCollection, &paused).stall_count, 0);
     }
 }

@@ -234,6 +234,15 @@ pub struct Aggregate {
     pub play_viewers: Distinct,
     /// Error count by code.
     pub errors: BTreeMap<String, u64>,
+    /// Adobe vendor sums (`spec/protocols.md` §2 "Metrics as the vendor defines them").
+    #[serde(default)]
+    pub content_starts: u64,
+    #[serde(default)]
+    pub media_time_spent_ms: f64,
+    #[serde(default)]
+    pub stall_count: u64,
+    #[serde(default)]
+    pub resumes: u64,
 }
 
 impl Aggregate {
@@ -277,6 +286,10 @@ impl Aggregate {
         for e in &m.errors {
             *self.errors.entry(e.code.clone()).or_default() += 1;
         }
+        self.content_starts += u64::from(m.content_started);
+        self.media_time_spent_ms += m.media_time_spent_ms;
+        self.stall_count += m.stall_count;
+        self.resumes += u64::from(m.resumed);
     }
 
     pub fn merge(&mut self, o: &Aggregate) {
@@ -309,6 +322,10 @@ impl Aggregate {
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_default() += v;
         }
+        self.content_starts += o.content_starts;
+        self.media_time_spent_ms += o.media_time_spent_ms;
+        self.stall_count += o.stall_count;
+        self.resumes += o.resumes;
     }
 
     /// The aggregate metrics of `spec/metrics.md` (without `concurrent_viewers`,
@@ -354,6 +371,10 @@ impl Aggregate {
             viewer_experience_score: self.viewer_experience_score.value(),
             concurrent_viewers: 0,
             errors: self.errors.clone(),
+            content_starts: self.content_starts,
+            media_time_spent_ms: self.media_time_spent_ms,
+            stall_count: self.stall_count,
+            resumes: self.resumes,
         }
     }
 }
@@ -391,10 +412,18 @@ pub struct AggregateMetrics {
     /// Maximum concurrently open sessions over the range (filled by the query layer).
     pub concurrent_viewers: u64,
     pub errors: BTreeMap<String, u64>,
+    /// Adobe "content starts": sessions with a first frame on main content.
+    pub content_starts: u64,
+    /// Adobe "media time spent": playing time with ads (ms).
+    pub media_time_spent_ms: f64,
+    /// Adobe stalls (unmoving playhead for ≥ 3 events while playing).
+    pub stall_count: u64,
+    /// Adobe "content resumes".
+    pub resumes: u64,
 }
 
 /// Names of the numeric aggregate metrics a timeseries or breakdown can use.
-pub const METRIC_NAMES: [&str; 26] = [
+pub const METRIC_NAMES: [&str; 30] = [
     "views",
     "unique_viewers",
     "plays",
@@ -421,6 +450,10 @@ pub const METRIC_NAMES: [&str; 26] = [
     "playback_success_score",
     "viewer_experience_score",
     "concurrent_viewers",
+    "content_starts",
+    "media_time_spent_ms",
+    "stall_count",
+    "resumes",
 ];
 
 impl AggregateMetrics {
@@ -454,6 +487,10 @@ impl AggregateMetrics {
             "playback_success_score" => self.playback_success_score,
             "viewer_experience_score" => self.viewer_experience_score,
             "concurrent_viewers" => v(self.concurrent_viewers),
+            "content_starts" => v(self.content_starts),
+            "media_time_spent_ms" => Some(self.media_time_spent_ms),
+            "stall_count" => v(self.stall_count),
+            "resumes" => v(self.resumes),
             other => {
                 return Err(format!(
                     "unknown metric `{other}`; valid: {}",

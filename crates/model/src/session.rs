@@ -160,6 +160,15 @@ pub struct SessionMetrics {
     pub ad_impressions: u64,
     pub ad_quartiles: AdQuartiles,
     pub clock_skew_corrections: u64,
+    /// Adobe "content start": a first frame was shown on main content (not in an ad).
+    pub content_started: bool,
+    /// Adobe "media time spent": playing time, ads included (ms).
+    pub media_time_spent_ms: f64,
+    /// Adobe stall count: +1 each time the playhead stays put on main content
+    /// for at least 3 consecutive events while playing.
+    pub stall_count: u64,
+    /// Adobe "content resume": the session resumes an earlier one (`media.resume`).
+    pub resumed: bool,
     pub startup_score: Option<f64>,
     pub smoothness_score: Option<f64>,
     pub playback_success_score: Option<f64>,
