@@ -51,6 +51,9 @@ pub struct RawProperty {
     /// Pixel-beacon pullzones (`p`) of this property.
     #[serde(default)]
     pub pullzones: Vec<String>,
+    /// Adobe `analytics.reportSuite` values of this property.
+    #[serde(default)]
+    pub report_suites: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -205,6 +208,7 @@ impl Settings {
         let mut names = std::collections::HashSet::new();
         let mut ingest_keys = std::collections::HashSet::new();
         let mut pullzones = std::collections::HashSet::new();
+        let mut report_suites = std::collections::HashSet::new();
         for p in &raw.properties {
             if let Some(z) = p
                 .pullzones
@@ -213,6 +217,16 @@ impl Settings {
             {
                 bail!(
                     "properties.{}: pullzone `{z}` is empty or claimed by two properties",
+                    p.name
+                );
+            }
+            if let Some(r) = p
+                .report_suites
+                .iter()
+                .find(|r| r.is_empty() || !report_suites.insert(r.as_str()))
+            {
+                bail!(
+                    "properties.{}: report suite `{r}` is empty or claimed by two properties",
                     p.name
                 );
             }
@@ -241,6 +255,7 @@ impl Settings {
                 ingest_key: p.ingest_key,
                 read_keys: p.read_keys,
                 pullzones: p.pullzones,
+                report_suites: p.report_suites,
                 catch_all: false,
             })
             .collect();

@@ -169,6 +169,7 @@ async fn serve(mut settings: Settings, demo: Option<(usize, f64)>) -> anyhow::Re
             ingest_key: keys.ingest_key.clone(),
             read_keys: vec![keys.read_key.clone()],
             pullzones: Vec::new(),
+            report_suites: Vec::new(),
             catch_all: true,
         }];
         settings.server.admin_key = Some(keys.admin_key.clone());

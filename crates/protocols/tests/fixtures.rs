@@ -6,9 +6,12 @@
 //! test pass; add one.
 //!
 //! Native requests carry `content_type`, `received_at` and `body`; pixel
-//! requests carry `method`, `path`, `query` and `received_at`.
+//! requests carry `method`, `path`, `query` and `received_at`. Media
+//! Collection requests carry `path`, `received_at` and `body` (JSON, or a
+//! string sent as is): an array is a downloaded batch, expected as
+//! `{"batch": [..]}`.
 
-use playhead_protocols::{native, pixel, ProtocolError, RawRequest};
+use playhead_protocols::{media_collection, native, pixel, ProtocolError, RawRequest};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -140,4 +143,103 @@ fn pixel_fixtures_decode_to_their_expected_events() {
         });
         assert_eq!(actual, expected, "{name}");
     }
+}
+
+/// A decoded Media Collection event as its fixtures write it: what is
+/// default (no meta, no flags) is left out, and so is the dedup key, which
+/// is checked to be the content hash.
+fn media_collection_json(name: &str, d: &media_collection::Decoded) -> Value {
+    let events: Vec<Value> = d
+        .events
+        .iter()
+        .map(|ev| {
+            assert_eq!(ev.dedup_key, ev.content_key(), "{name}: dedup_key");
+            let mut v = serde_json::to_value(ev).unwrap();
+            v.as_object_mut().unwrap().remove("dedup_key");
+            v
+        })
+        .collect();
+    let mut out = json!({"event_type": d.event_type, "events": events});
+    if d.meta != Default::default() {
+        out["meta"] = json!(d.meta);
+    }
+    if let Some(rs) = &d.report_suite {
+        out["report_suite"] = json!(rs);
+    }
+    if d.downloaded {
+        out["downloaded"] = json!(true);
+    }
+    if d.resumed {
+        out["resumed"] = json!(true);
+    }
+    if let Some(state) = &d.state_name {
+        out["state_name"] = json!(state);
+    }
+    out
+}
+
+#[test]
+fn media_collection_fixtures_decode_to_their_expected_events() {
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, req, expected) in fixtures("media_collection") {
+        let path = req["path"].as_str().unwrap();
+        let received_at = req["received_at"].as_i64().unwrap();
+        let body = match &req["body"] {
+            Value::String(raw) => raw.clone(),
+            other => other.to_string(),
+        };
+        // The routes: an array is a batch on /downloaded, and on /sessions
+        // only with the downloaded flag; anything else is one event.
+        let result = match (path, req["body"].is_array()) {
+            ("/api/v1/downloaded", _) => {
+                media_collection::decode_batch(body.as_bytes(), received_at, false)
+                    .map(|batch| json!({"batch": batch.iter().map(|d| media_collection_json(&name, d)).collect::<Vec<_>>()}))
+            }
+            ("/api/v1/sessions", true) => {
+                media_collection::decode_batch(body.as_bytes(), received_at, true)
+                    .map(|batch| json!({"batch": batch.iter().map(|d| media_collection_json(&name, d)).collect::<Vec<_>>()}))
+            }
+            _ => media_collection::decode_body(body.as_bytes(), received_at).map(|d| {
+                seen.insert(d.event_type.clone());
+                media_collection_json(&name, &d)
+            }),
+        };
+        schema_agrees(&name, &req["body"], result.is_ok());
+        if req.get("expect_error").is_some() {
+            let err = match result {
+                Err(err) => err,
+                Ok(d) => panic!("{name}: decoded, expected a refusal: {d}"),
+            };
+            let mut actual = json!({"field": err.field(), "status": status(&err)});
+            if expected.get("message").is_some() {
+                actual["message"] = json!(err.to_string());
+            }
+            assert_eq!(actual, expected, "{name}");
+            continue;
+        }
+        let actual = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(actual, expected, "{name}");
+    }
+    let missing: Vec<_> = media_collection::EVENT_TYPES
+        .iter()
+        .filter(|ty| !seen.contains(**ty))
+        .collect();
+    assert!(missing.is_empty(), "no valid fixture for {missing:?}");
+}
+
+/// The served schema of a fixture's event type gives the decoder's verdict
+/// (single events of a known type; a batch's verdict is more than its events').
+fn schema_agrees(name: &str, body: &Value, decoded: bool) {
+    let Some(schema) = body["eventType"]
+        .as_str()
+        .and_then(media_collection::schema)
+    else {
+        return;
+    };
+    let validator = jsonschema::draft4::new(&schema).unwrap();
+    assert_eq!(
+        validator.is_valid(body),
+        decoded,
+        "{name}: the schema disagrees"
+    );
 }

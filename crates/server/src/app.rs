@@ -5,6 +5,7 @@ use crate::api;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::ingest::{Pipeline, PipelineConfig};
+use crate::media_collection_ingest;
 use crate::native_ingest;
 use crate::ops;
 use crate::pixel_ingest;
@@ -60,6 +61,8 @@ impl AppState {
 
 /// Every route of the server.
 pub fn app(state: AppState) -> Router {
+    // The Media Collection API has its own CORS and error bodies (`/api/v1`).
+    let state_for_media = state.clone();
     // Players post from any page (sendBeacon's text/plain needs no
     // preflight, fetch's application/json does), and dashboards read with a
     // bearer key (no cookies), so any origin may call. One layer around the
@@ -110,7 +113,9 @@ pub fn app(state: AppState) -> Router {
         .with_state(state);
     // CORS wraps the whole router as one service, so it sees every request
     // (preflights included) before routing and its 404/405 fallbacks.
-    Router::new().fallback_service(cors.layer(routes))
+    Router::new()
+        .nest_service("/api/v1", media_collection_ingest::router(state_for_media))
+        .fallback_service(cors.layer(routes))
 }
 
 async fn not_found() -> crate::error::ApiError {
@@ -124,7 +129,11 @@ async fn method_not_allowed(method: Method) -> crate::error::ApiError {
     )
 }
 
-async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn count_requests(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()

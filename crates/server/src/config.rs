@@ -13,6 +13,8 @@ pub struct Property {
     pub read_keys: Vec<String>,
     /// Pixel-beacon pullzones (`p`, e.g. `vz-a06a6f7b-986`) that belong here.
     pub pullzones: Vec<String>,
+    /// Adobe `analytics.reportSuite` values that belong here.
+    pub report_suites: Vec<String>,
     /// Takes every protocol name no property claims (zero-config `default`).
     pub catch_all: bool,
 }
@@ -42,6 +44,7 @@ impl ServerConfig {
                 ingest_key: ingest_key.into(),
                 read_keys: vec![read_key.into()],
                 pullzones: Vec::new(),
+                report_suites: Vec::new(),
                 catch_all: true,
             }],
             admin_key: None,
@@ -63,6 +66,19 @@ impl ServerConfig {
             .iter()
             .find(|p| p.pullzones.iter().any(|z| z == pullzone))
             .or_else(|| self.properties.iter().find(|p| p.catch_all))
+    }
+
+    /// The property an Adobe report suite belongs to: the one that lists
+    /// it, else the catch-all property when there is one.
+    pub fn property_by_report_suite(&self, suite: &str) -> Option<&Property> {
+        self.properties
+            .iter()
+            .find(|p| p.report_suites.iter().any(|r| r == suite))
+            .or_else(|| self.properties.iter().find(|p| p.catch_all))
+    }
+
+    pub fn property_by_name(&self, name: &str) -> Option<&Property> {
+        self.properties.iter().find(|p| p.name == name)
     }
 
     pub fn property_by_read_key(&self, key: &str) -> Option<&Property> {

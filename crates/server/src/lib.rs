@@ -4,6 +4,7 @@
 //! - [`app`]: `AppState` and `app(state) -> Router` (every route and layer).
 //! - [`ingest`]: the bounded queue and the writer thread (group commit, tracker).
 //! - [`native_ingest`]: `POST /v1/events`.
+//! - [`media_collection_ingest`]: `/api/v1/...` (Adobe Media Collection API).
 //! - [`pixel_ingest`]: `/icon.gif` and `/realtime/icon.gif` (pixel beacons).
 //! - [`api`]: the read API under `/data/v1`.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod media_collection_ingest;
 pub mod native_ingest;
 pub mod ops;
 pub mod pixel_ingest;

@@ -48,6 +48,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         crate::native_ingest::post_events,
         crate::pixel_ingest::get_icon, crate::pixel_ingest::post_icon, crate::pixel_ingest::get_live_icon,
         crate::api::videos::retention,
+        crate::media_collection_ingest::start_session, crate::media_collection_ingest::post_event,
+        crate::media_collection_ingest::downloaded, crate::media_collection_ingest::schema,
         crate::api::sessions::list, crate::api::sessions::detail, crate::api::sessions::events,
         crate::api::metrics::overview, crate::api::metrics::timeseries,
         crate::api::metrics::breakdown, crate::api::metrics::realtime,

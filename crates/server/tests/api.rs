@@ -48,6 +48,7 @@ fn two_properties() -> ServerConfig {
         ingest_key: INGEST_B.into(),
         read_keys: vec![READ_B.into()],
         pullzones: vec!["vz-beta".into()],
+        report_suites: Vec::new(),
         catch_all: false,
     });
     config

@@ -579,6 +579,7 @@ fn two_properties() -> ServerConfig {
         ingest_key: "ingest-b".into(),
         read_keys: vec![READ_B.into()],
         pullzones: vec!["vz-b".into()],
+        report_suites: Vec::new(),
         catch_all: false,
     });
     config

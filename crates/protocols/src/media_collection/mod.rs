@@ -1,0 +1,1148 @@
+//! Media Collection API: the RESTful tracking protocol of Adobe Media
+//! Analytics, spoken by players built for it (`spec/protocols.md` §2).
+//!
+//! A player opens a session with `POST /api/v1/sessions` (a `sessionStart`
+//! event), reads the session id from the `Location` header, then posts one
+//! event per request to `/api/v1/sessions/{sid}/events`. Content played
+//! offline comes later as one JSON array (`POST /api/v1/downloaded`, or the
+//! deprecated array to `/api/v1/sessions` with `media.downloaded: true`).
+//! Routes, session ids, `404`/`410` and the 10-distinct-states limit are the
+//! server's; this module turns one body into canonical events, pure.
+//!
+//! Every event is an envelope:
+//! `{"eventType", "playerTime": {"playhead", "ts"}, "params", "qoeData", "customMetadata"}`.
+//! [`decode_event`] validates it against its event type's rules (`rules.rs`)
+//! and every refusal names the field as a JSON path: `playerTime.ts`,
+//! `params."media.id"`, `customMetadata."bad key!"`, `[3].playerTime.ts` in a
+//! batch. Keys of `params`, `qoeData` and `customMetadata` are data, so they
+//! are quoted unless they are plain identifiers (like jq). [`schema`] serves
+//! the same rules as draft-04 JSON Schemas.
+//!
+//! Quirks, accepted as players send them:
+//! - The error id has two spellings: `qoeData."media.qoe.errorID"` (+
+//!   `"media.qoe.errorSource"`), as documented, and the alias
+//!   `params."media.errorId"` (+ `"media.errorSource"`). Either will do; when
+//!   both come the `qoeData` one wins.
+//! - `ping` should carry no `params`; it is accepted and ignored.
+//! - There is no pause, seek or buffer end: `play` ends them. A seek is sent
+//!   as `pauseStart`, so it decodes to `pause`.
+//! - Live content reports the second of the day as playhead (0 ≤ playhead <
+//!   86400). Only `sessionStart` says what the content is, so any playhead
+//!   ≥ 0 is accepted on every event; the engine applies the live rules.
+//! - Params and QoE keys Adobe may add later are accepted when their value is
+//!   a string, number or boolean; the known ones are typed on every event.
+//!
+//! Mapping (`t` = `playerTime.ts`, 24-h clock-skew rule applied; every event
+//! carries `playerTime.playhead`):
+//!
+//! | eventType | canonical events |
+//! |---|---|
+//! | `sessionStart` | `viewinit`, `play` (a media start is a play request) + the session meta |
+//! | `play` | `playing` |
+//! | `ping` | `heartbeat` |
+//! | `bufferStart` | `waiting` |
+//! | `pauseStart` | `pause` |
+//! | `bitrateChange` | `renditionchange` with the QoE bitrate |
+//! | `adBreakStart`, `adBreakComplete` | `adbreakstart`, `adbreakend` |
+//! | `adStart` | `adstart` (`media.ad.id`, `media.ad.length`) |
+//! | `adComplete`, `adSkip` | `adcomplete`, `adskip` |
+//! | `chapterStart`, `chapterComplete`, `chapterSkip`, `stateStart`, `stateEnd` | `custom` named after the event type |
+//! | `error` | `error`, `fatal_unless_resumed`: fails the session unless a `play` follows |
+//! | `sessionComplete` | `ended`, `viewend` |
+//! | `sessionEnd` | `viewend` |
+//!
+//! QoE: `media.qoe.bitrate` → `qoe.bitrate_bps` (rounded), `droppedFrames` →
+//! `qoe.dropped_frames`, `timeToStart` → `qoe.startup_time_ms`. What has no
+//! canonical field stays in the event's `data` under the wire's own names,
+//! `{"params": {..}, "qoeData": {..}, "customMetadata": {..}}`, so the events
+//! API shows it; a value that became a canonical or meta field is not
+//! repeated there. When one wire event gives two canonical events, the first
+//! carries the QoE and the data.
+//!
+//! Order: `order` = batch index × 8 + a rank (`sessionStart` 0, most events 2,
+//! `sessionComplete`/`sessionEnd` 4) + the position among the wire event's
+//! canonical events. So a batch keeps its order, `viewinit` comes before
+//! `play` and `ended` before `viewend`, and among single requests with the
+//! same `ts` the session start comes first and the end last.
+//!
+//! Files: `rules.rs` (the event types, typed keys and `validate`),
+//! `schema.rs` (the JSON Schemas written from them), this file (mapping).
+
+mod rules;
+mod schema;
+
+pub use schema::{schema, DRAFT_04};
+
+use crate::raw::ProtocolError;
+use playhead_model::{ErrorSeverity, Event, EventKind, Millis, Qoe, SessionMeta};
+use rules::Valid;
+use serde_json::{Map, Value};
+
+/// The 19 event types, wire names.
+pub const EVENT_TYPES: [&str; 19] = [
+    "sessionStart",
+    "play",
+    "ping",
+    "bufferStart",
+    "pauseStart",
+    "bitrateChange",
+    "adBreakStart",
+    "adStart",
+    "adComplete",
+    "adSkip",
+    "adBreakComplete",
+    "chapterStart",
+    "chapterComplete",
+    "chapterSkip",
+    "stateStart",
+    "stateEnd",
+    "error",
+    "sessionComplete",
+    "sessionEnd",
+];
+
+/// Most events a downloaded batch may hold (a 27-hour session at one ping
+/// every 10 s).
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+
+/// `order` = batch index × this + rank + position (see the module doc).
+const ORDER_STRIDE: u64 = 8;
+
+/// Where a viewer id comes from, first present wins.
+const VIEWER_ID_KEYS: [&str; 3] = [
+    "visitor.marketingCloudUserId",
+    "analytics.visitorId",
+    "appInstallationId",
+];
+
+/// One validated event of the wire, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The wire name (`sessionStart`, `play`, ...).
+    pub event_type: String,
+    /// Canonical events: usually one; `sessionStart` and `sessionComplete` give two.
+    pub events: Vec<Event>,
+    /// From `sessionStart` only: what the session is (else default).
+    pub meta: SessionMeta,
+    /// From `sessionStart` only: `analytics.reportSuite` (maps to a property).
+    pub report_suite: Option<String>,
+    /// From `sessionStart`: `media.downloaded` is true.
+    pub downloaded: bool,
+    /// From `sessionStart`: `media.resume` is true (a content resume).
+    pub resumed: bool,
+    /// From `stateStart`/`stateEnd`: the state name (the server enforces at
+    /// most 10 distinct per session).
+    pub state_name: Option<String>,
+}
+
+/// Validate and decode one event object: the body of `POST /api/v1/sessions`
+/// or of `/api/v1/sessions/{sid}/events`. `received_at` is the server time;
+/// `index` the event's position in a batch (0 for a single event).
+pub fn decode_event(
+    value: &Value,
+    received_at: Millis,
+    index: u64,
+) -> Result<Decoded, ProtocolError> {
+    let valid = rules::validate(value, "")?;
+    Ok(decode_valid(&valid, received_at, index))
+}
+
+/// Parse a request body (JSON) and decode the one event in it. An array is
+/// refused (field `body`): it is a batch, for [`decode_batch`].
+pub fn decode_body(body: &[u8], received_at: Millis) -> Result<Decoded, ProtocolError> {
+    let value = parse(body)?;
+    if value.is_array() {
+        return Err(ProtocolError::invalid(
+            "body",
+            "must be one event (a JSON object); an array is a downloaded batch",
+        ));
+    }
+    decode_event(&value, received_at, 0)
+}
+
+/// Parse and validate a downloaded batch (a JSON array): the first event must
+/// be `sessionStart` and only the first, the last `sessionComplete` or
+/// `sessionEnd` and only the last. One invalid event refuses the whole batch,
+/// naming it (`[3].playerTime.ts`). `require_downloaded_flag`: the deprecated
+/// array-to-`/api/v1/sessions` form, whose `sessionStart` must say
+/// `params."media.downloaded": true`.
+pub fn decode_batch(
+    body: &[u8],
+    received_at: Millis,
+    require_downloaded_flag: bool,
+) -> Result<Vec<Decoded>, ProtocolError> {
+    let value = parse(body)?;
+    let items = value.as_array().ok_or_else(|| {
+        ProtocolError::invalid(
+            "body",
+            "must be a JSON array of events (a downloaded session)",
+        )
+    })?;
+    if items.is_empty() {
+        return Err(ProtocolError::invalid(
+            "body",
+            "must hold a sessionStart, the session's events and a sessionComplete or sessionEnd",
+        ));
+    }
+    if items.len() > MAX_BATCH_EVENTS {
+        return Err(ProtocolError::invalid(
+            "body",
+            format!(
+                "at most {MAX_BATCH_EVENTS} events per batch, got {}",
+                items.len()
+            ),
+        ));
+    }
+    let mut decoded = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let valid = rules::validate(item, &format!("[{i}]"))?;
+        decoded.push(decode_valid(&valid, received_at, i as u64));
+    }
+    let last = decoded.len() - 1;
+    for (i, d) in decoded.iter().enumerate() {
+        let ty = d.event_type.as_str();
+        let is_end = ty == "sessionComplete" || ty == "sessionEnd";
+        let wrong = if i == 0 && ty != "sessionStart" {
+            Some("the first event of a batch must be sessionStart")
+        } else if i == last && !is_end {
+            Some("the last event of a batch must be sessionComplete or sessionEnd")
+        } else if i != 0 && ty == "sessionStart" {
+            Some("sessionStart may only be the first event of a batch")
+        } else if i != last && is_end {
+            Some("sessionComplete and sessionEnd may only be the last event of a batch")
+        } else {
+            None
+        };
+        if let Some(reason) = wrong {
+            return Err(ProtocolError::invalid(
+                format!("[{i}].eventType"),
+                format!("{reason}, got `{ty}`"),
+            ));
+        }
+    }
+    if require_downloaded_flag && !decoded[0].downloaded {
+        return Err(ProtocolError::invalid(
+            rules::member("[0].params", "media.downloaded"),
+            "must be true to send a batch to /api/v1/sessions (or POST it to /api/v1/downloaded)",
+        ));
+    }
+    Ok(decoded)
+}
+
+fn parse(body: &[u8]) -> Result<Value, ProtocolError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ProtocolError::invalid("body", format!("not valid JSON: {e}")))
+}
+
+/// The canonical events and session facts of a valid event.
+fn decode_valid(v: &Valid<'_>, received_at: Millis, index: u64) -> Decoded {
+    let name = v.rules.name;
+    let mut params = v.params.cloned().unwrap_or_default();
+    let mut qoe_data = v.qoe.cloned().unwrap_or_default();
+    let mut custom = v.custom.cloned().unwrap_or_default();
+    let mut d = Decoded {
+        event_type: name.to_owned(),
+        events: Vec::new(),
+        meta: SessionMeta::default(),
+        report_suite: None,
+        downloaded: false,
+        resumed: false,
+        state_name: None,
+    };
+    let mut qoe = Qoe {
+        bitrate_bps: take_f64(&mut qoe_data, "media.qoe.bitrate")
+            // Saturates on absurd values rather than failing: it is a report.
+            .map(|bps| bps.round() as u64),
+        dropped_frames: take_u64(&mut qoe_data, "media.qoe.droppedFrames"),
+        total_frames: None,
+        startup_time_ms: take_f64(&mut qoe_data, "media.qoe.timeToStart"),
+    };
+    let custom_named = |n: &str| EventKind::Custom { name: n.to_owned() };
+    let kinds = match name {
+        "sessionStart" => {
+            session_start(&mut params, std::mem::take(&mut custom), &mut d);
+            vec![EventKind::Viewinit, EventKind::Play]
+        }
+        "play" => vec![EventKind::Playing],
+        "ping" => vec![EventKind::Heartbeat],
+        "bufferStart" => vec![EventKind::Waiting],
+        "pauseStart" => vec![EventKind::Pause],
+        // The bitrate is the event itself, not repeated as QoE.
+        "bitrateChange" => vec![EventKind::Renditionchange {
+            bitrate_bps: qoe.bitrate_bps.take(),
+            width: None,
+            height: None,
+        }],
+        "adBreakStart" => vec![EventKind::Adbreakstart],
+        "adStart" => vec![EventKind::Adstart {
+            ad_id: take_str(&mut params, "media.ad.id"),
+            duration_s: take_f64(&mut params, "media.ad.length"),
+        }],
+        "adComplete" => vec![EventKind::Adcomplete],
+        "adSkip" => vec![EventKind::Adskip],
+        "adBreakComplete" => vec![EventKind::Adbreakend],
+        "stateStart" | "stateEnd" => {
+            // Kept in data too: the custom event has no field for it.
+            d.state_name = params
+                .get("media.state.name")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            vec![custom_named(name)]
+        }
+        "error" => vec![error(&mut params, &mut qoe_data)],
+        "sessionComplete" => vec![EventKind::Ended, EventKind::Viewend],
+        "sessionEnd" => vec![EventKind::Viewend],
+        // chapterStart, chapterComplete, chapterSkip: the params stay in data.
+        _ => vec![custom_named(name)],
+    };
+
+    let mut data = Map::new();
+    for (key, part) in [
+        ("params", params),
+        ("qoeData", qoe_data),
+        ("customMetadata", custom),
+    ] {
+        if !part.is_empty() {
+            data.insert(key.to_owned(), Value::Object(part));
+        }
+    }
+    let rank = match name {
+        "sessionStart" => 0,
+        "sessionComplete" | "sessionEnd" => 4,
+        _ => 2,
+    };
+    d.events = kinds
+        .into_iter()
+        .enumerate()
+        .map(|(k, kind)| {
+            let mut ev = Event::new(v.ts, received_at, kind);
+            ev.order = index.saturating_mul(ORDER_STRIDE) + rank + k as u64;
+            ev.playhead = Some(v.playhead);
+            if k == 0 {
+                ev.qoe = qoe.clone();
+                ev.data = data.clone();
+            }
+            ev.dedup_key = ev.content_key();
+            ev
+        })
+        .collect();
+    d
+}
+
+/// The session meta of a `sessionStart`; what it takes from `params` is
+/// removed from them (not repeated in the event's data).
+fn session_start(params: &mut Map<String, Value>, custom: Map<String, Value>, d: &mut Decoded) {
+    let flag = |key: &str| params.get(key) == Some(&Value::Bool(true));
+    d.downloaded = flag("media.downloaded");
+    d.resumed = flag("media.resume");
+    let meta = &mut d.meta;
+    meta.video_id = take_str(params, "media.id");
+    meta.duration_s = take_f64(params, "media.length");
+    meta.content_type = take_str(params, "media.contentType").map(|ct| content_type(&ct));
+    meta.player_name = take_str(params, "media.playerName");
+    meta.viewer_id = VIEWER_ID_KEYS
+        .iter()
+        .find(|k| {
+            params
+                .get(**k)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        })
+        .and_then(|k| take_str(params, k));
+    let mut dimension = |dim: &str, key: &str| {
+        if let Some(v) = take_str(params, key).filter(|v| !v.is_empty()) {
+            meta.dimensions.insert(dim.to_owned(), v);
+        }
+    };
+    dimension("channel", "media.channel");
+    dimension("stream_type", "media.streamType");
+    dimension("report_suite", "analytics.reportSuite");
+    d.report_suite = meta.dimensions.get("report_suite").cloned();
+    // customMetadata first: a standard metadata param of the same name wins.
+    for (k, v) in custom {
+        if let Value::String(v) = v {
+            meta.custom.insert(k, v);
+        }
+    }
+    for key in rules::STANDARD_METADATA {
+        if let Some(v) = take_str(params, key).filter(|v| !v.is_empty()) {
+            meta.custom.insert(key.to_owned(), v);
+        }
+    }
+}
+
+/// `VOD` → `vod`; `Live` and `Linear` → `live`; anything else lowercased.
+fn content_type(ct: &str) -> String {
+    let ct = ct.to_lowercase();
+    if ct == "linear" {
+        "live".to_owned()
+    } else {
+        ct
+    }
+}
+
+/// The error of an `error` event: the id from either spelling (validated to
+/// be there), the source from either.
+fn error(params: &mut Map<String, Value>, qoe_data: &mut Map<String, Value>) -> EventKind {
+    let non_empty = |m: &Map<String, Value>, key: &str| {
+        m.get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
+    let code = if non_empty(qoe_data, rules::QOE_ERROR_ID) {
+        take_str(qoe_data, rules::QOE_ERROR_ID)
+    } else {
+        take_str(params, rules::PARAM_ERROR_ID)
+    };
+    let source = take_str(qoe_data, "media.qoe.errorSource")
+        .or_else(|| take_str(params, "media.errorSource"));
+    EventKind::Error {
+        code: code.unwrap_or_default(),
+        message: String::new(),
+        severity: ErrorSeverity::FatalUnlessResumed,
+        source,
+    }
+}
+
+fn take_str(m: &mut Map<String, Value>, key: &str) -> Option<String> {
+    match m.remove(key) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn take_f64(m: &mut Map<String, Value>, key: &str) -> Option<f64> {
+    m.remove(key).and_then(|v| v.as_f64())
+}
+
+fn take_u64(m: &mut Map<String, Value>, key: &str) -> Option<u64> {
+    m.remove(key).and_then(|v| v.as_u64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const AT: Millis = 1_714_564_800_000;
+    const TS: Millis = 1_714_564_790_000;
+
+    /// A valid event of each type, with only what it requires.
+    fn sample(event_type: &str) -> Value {
+        let mut v = json!({"eventType": event_type, "playerTime": {"playhead": 12.5, "ts": TS}});
+        let params = match event_type {
+            "sessionStart" => json!({
+                "analytics.trackingServer": "metrics.example.com",
+                "analytics.reportSuite": "example-prod",
+                "visitor.marketingCloudOrgId": "0123456789ABCDEF@AdobeOrg",
+                "media.id": "vid-1",
+                "media.length": 600,
+                "media.contentType": "VOD",
+                "media.playerName": "html5",
+                "media.channel": "web",
+            }),
+            "adBreakStart" => json!({"media.ad.podIndex": 1, "media.ad.podSecond": 300}),
+            "adStart" => json!({
+                "media.ad.podPosition": 1,
+                "media.ad.id": "ad-1",
+                "media.ad.length": 15,
+                "media.ad.playerName": "ima",
+            }),
+            "chapterStart" => json!({
+                "media.chapter.index": 2,
+                "media.chapter.offset": 120,
+                "media.chapter.length": 300,
+            }),
+            "stateStart" | "stateEnd" => json!({"media.state.name": "fullscreen"}),
+            _ => Value::Null,
+        };
+        if !params.is_null() {
+            v["params"] = params;
+        }
+        if event_type == "error" {
+            v["qoeData"] = json!({"media.qoe.errorID": "E42"});
+        }
+        v
+    }
+
+    fn decode(v: &Value) -> Result<Decoded, ProtocolError> {
+        decode_event(v, AT, 0)
+    }
+
+    fn types(d: &Decoded) -> Vec<&'static str> {
+        d.events.iter().map(Event::type_name).collect()
+    }
+
+    /// `v` with `value` at the JSON pointer `at` (created), or removed for `None`.
+    fn with(mut v: Value, at: &str, value: Option<Value>) -> Value {
+        let (parent, key) = at.rsplit_once('/').unwrap();
+        if v.pointer(parent).is_none() {
+            v[&parent[1..]] = json!({});
+        }
+        let o = v.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+        let key = key.replace("~1", "/");
+        match value {
+            Some(value) => o.insert(key, value),
+            None => o.remove(&key),
+        };
+        v
+    }
+
+    #[test]
+    fn event_types_are_the_rules_event_types() {
+        let names: Vec<_> = rules::EVENTS.iter().map(|r| r.name).collect();
+        assert_eq!(names, EVENT_TYPES);
+    }
+
+    #[test]
+    fn every_sample_decodes() {
+        for ty in EVENT_TYPES {
+            let d = decode(&sample(ty)).unwrap_or_else(|e| panic!("{ty}: {e}"));
+            assert_eq!(d.event_type, ty);
+            for ev in &d.events {
+                assert_eq!(ev.t, TS);
+                assert_eq!(ev.playhead, Some(12.5));
+                assert_eq!(ev.dedup_key, ev.content_key(), "{ty}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let start = sample("sessionStart");
+        let cases = [
+            (json!([]), "body"),
+            (
+                json!({"playerTime": {"playhead": 0, "ts": TS}}),
+                "eventType",
+            ),
+            (
+                with(sample("play"), "/eventType", Some(json!(3))),
+                "eventType",
+            ),
+            (
+                with(sample("play"), "/eventType", Some(json!("Play"))),
+                "eventType",
+            ),
+            (with(sample("play"), "/playerTime", None), "playerTime"),
+            (
+                with(sample("play"), "/playerTime", Some(json!([1, 2]))),
+                "playerTime",
+            ),
+            (
+                with(sample("play"), "/playerTime/playhead", None),
+                "playerTime.playhead",
+            ),
+            (
+                with(sample("play"), "/playerTime/playhead", Some(json!(-1))),
+                "playerTime.playhead",
+            ),
+            (
+                with(sample("play"), "/playerTime/ts", None),
+                "playerTime.ts",
+            ),
+            (
+                with(sample("play"), "/playerTime/ts", Some(json!(1.5e12))),
+                "playerTime.ts",
+            ),
+            (
+                with(sample("play"), "/playerTime/ts", Some(json!(-1))),
+                "playerTime.ts",
+            ),
+            (
+                with(sample("play"), "/playerTime/ts", Some(json!(1u64 << 53))),
+                "playerTime.ts",
+            ),
+            (
+                with(sample("play"), "/playerTime/rate", Some(json!(1))),
+                "playerTime.rate",
+            ),
+            (with(sample("play"), "/params", Some(json!("x"))), "params"),
+            (with(sample("ping"), "/params", Some(json!(null))), "params"),
+            (with(start.clone(), "/params", None), "params"),
+            (
+                with(start.clone(), "/params/media.id", None),
+                "params.\"media.id\"",
+            ),
+            (
+                with(start.clone(), "/params/media.id", Some(json!(""))),
+                "params.\"media.id\"",
+            ),
+            (
+                with(start.clone(), "/params/media.length", Some(json!("600"))),
+                "params.\"media.length\"",
+            ),
+            (
+                with(start.clone(), "/params/media.length", Some(json!(-1))),
+                "params.\"media.length\"",
+            ),
+            (
+                with(start.clone(), "/params/media.resume", Some(json!("true"))),
+                "params.\"media.resume\"",
+            ),
+            (
+                with(start.clone(), "/params/media.show", Some(json!(3))),
+                "params.\"media.show\"",
+            ),
+            (
+                with(start.clone(), "/params/x.unknown", Some(json!([]))),
+                "params.\"x.unknown\"",
+            ),
+            (
+                with(start.clone(), "/customMetadata", Some(json!([]))),
+                "customMetadata",
+            ),
+            (
+                with(start.clone(), "/customMetadata/a b", Some(json!("c"))),
+                "customMetadata.\"a b\"",
+            ),
+            (
+                with(start, "/customMetadata/season", Some(json!(2))),
+                "customMetadata.season",
+            ),
+            (
+                with(
+                    sample("adStart"),
+                    "/params/media.ad.podPosition",
+                    Some(json!(0)),
+                ),
+                "params.\"media.ad.podPosition\"",
+            ),
+            (
+                with(
+                    sample("adBreakStart"),
+                    "/params/media.ad.podIndex",
+                    Some(json!(1.5)),
+                ),
+                "params.\"media.ad.podIndex\"",
+            ),
+            (
+                with(sample("adBreakStart"), "/params", None),
+                "params.\"media.ad.podIndex\"",
+            ),
+            (
+                with(
+                    sample("play"),
+                    "/params/media.ad.podIndex",
+                    Some(json!("1")),
+                ),
+                "params.\"media.ad.podIndex\"",
+            ),
+            (
+                with(sample("play"), "/customMetadata", Some(json!({}))),
+                "customMetadata",
+            ),
+            (with(sample("play"), "/qoeData", Some(json!(1))), "qoeData"),
+            (
+                with(
+                    sample("play"),
+                    "/qoeData/media.qoe.bitrate",
+                    Some(json!("fast")),
+                ),
+                "qoeData.\"media.qoe.bitrate\"",
+            ),
+            (
+                with(
+                    sample("play"),
+                    "/qoeData/media.qoe.droppedFrames",
+                    Some(json!(-3)),
+                ),
+                "qoeData.\"media.qoe.droppedFrames\"",
+            ),
+            (
+                with(
+                    sample("play"),
+                    "/qoeData/media.qoe.timeToStart",
+                    Some(json!(-3.5)),
+                ),
+                "qoeData.\"media.qoe.timeToStart\"",
+            ),
+            (
+                with(sample("error"), "/qoeData", None),
+                "qoeData.\"media.qoe.errorID\"",
+            ),
+            (
+                with(
+                    sample("error"),
+                    "/qoeData/media.qoe.errorID",
+                    Some(json!("")),
+                ),
+                "qoeData.\"media.qoe.errorID\"",
+            ),
+            (
+                with(
+                    sample("error"),
+                    "/qoeData/media.qoe.errorID",
+                    Some(json!(42)),
+                ),
+                "qoeData.\"media.qoe.errorID\"",
+            ),
+            (
+                with(
+                    sample("error"),
+                    "/qoeData/media.qoe.errorSource",
+                    Some(json!("cdn")),
+                ),
+                "qoeData.\"media.qoe.errorSource\"",
+            ),
+            (
+                with(sample("stateEnd"), "/params/media.state.name", None),
+                "params.\"media.state.name\"",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = decode(&body).unwrap_err();
+            assert_eq!(err.field(), Some(field), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn error_messages_read_well() {
+        let msg = |v: Value| decode(&v).unwrap_err().to_string();
+        assert_eq!(
+            msg(with(sample("play"), "/eventType", Some(json!("seek")))),
+            "eventType: unknown event type `seek`"
+        );
+        assert_eq!(
+            msg(with(sample("sessionStart"), "/params/media.channel", None)),
+            "params.\"media.channel\": required on `sessionStart`"
+        );
+        assert_eq!(
+            msg(with(sample("play"), "/customMetadata", Some(json!({"a": "b"})))),
+            "customMetadata: not allowed on `play` (only on sessionStart, adStart and chapterStart)"
+        );
+        assert_eq!(
+            msg(with(sample("error"), "/qoeData", None)),
+            "qoeData.\"media.qoe.errorID\": required on `error` (or its alias params.\"media.errorId\")"
+        );
+        assert_eq!(
+            msg(with(sample("play"), "/playerTime/ts", Some(json!(1.0)))),
+            "playerTime.ts: must be an integer (no fraction, no exponent)"
+        );
+        let long = msg(with(
+            sample("play"),
+            "/eventType",
+            Some(json!("z".repeat(500))),
+        ));
+        assert!(long.len() < 100, "{long}");
+    }
+
+    #[test]
+    fn a_body_is_one_event_and_a_batch_an_array() {
+        let body = sample("play").to_string();
+        assert_eq!(decode_body(body.as_bytes(), AT).unwrap().event_type, "play");
+        let err = decode_body(b"[]", AT).unwrap_err();
+        assert_eq!(err.field(), Some("body"));
+        let err = decode_body(b"{\"eventType\":", AT).unwrap_err();
+        assert_eq!(err.field(), Some("body"));
+        assert!(err.to_string().starts_with("body: not valid JSON"), "{err}");
+        let err = decode_batch(body.as_bytes(), AT, false).unwrap_err();
+        assert_eq!(err.field(), Some("body"));
+        assert_eq!(
+            decode_batch(b"[]", AT, false).unwrap_err().field(),
+            Some("body")
+        );
+    }
+
+    #[test]
+    fn session_start_fills_the_meta() {
+        let mut v = sample("sessionStart");
+        let p = v["params"].as_object_mut().unwrap();
+        p.insert("media.contentType".into(), json!("Linear"));
+        p.insert("analytics.visitorId".into(), json!("aid-7"));
+        p.insert("visitor.marketingCloudUserId".into(), json!(""));
+        p.insert("media.streamType".into(), json!("video"));
+        p.insert("media.show".into(), json!("The Show"));
+        p.insert("media.genre".into(), json!(""));
+        p.insert("media.resume".into(), json!(true));
+        v["customMetadata"] = json!({"media.show": "custom loses", "plan": "pro"});
+        let d = decode(&v).unwrap();
+        assert_eq!(types(&d), ["viewinit", "play"]);
+        assert_eq!(d.meta.video_id.as_deref(), Some("vid-1"));
+        assert_eq!(d.meta.viewer_id.as_deref(), Some("aid-7"));
+        assert_eq!(d.meta.duration_s, Some(600.0));
+        assert_eq!(d.meta.content_type.as_deref(), Some("live"));
+        assert_eq!(d.meta.player_name.as_deref(), Some("html5"));
+        assert_eq!(d.meta.dimensions["channel"], "web");
+        assert_eq!(d.meta.dimensions["stream_type"], "video");
+        assert_eq!(d.meta.dimensions["report_suite"], "example-prod");
+        assert_eq!(d.report_suite.as_deref(), Some("example-prod"));
+        assert_eq!(d.meta.custom["media.show"], "The Show");
+        assert_eq!(d.meta.custom["plan"], "pro");
+        assert!(!d.meta.custom.contains_key("media.genre"));
+        assert!(d.resumed);
+        assert!(!d.downloaded);
+        // What became meta is not repeated; the rest stays.
+        let params = d.events[0].data["params"].as_object().unwrap();
+        let keys: Vec<_> = params.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "analytics.trackingServer",
+                "media.resume",
+                "visitor.marketingCloudOrgId",
+                "visitor.marketingCloudUserId"
+            ]
+        );
+        assert!(!d.events[0].data.contains_key("customMetadata"));
+        assert!(d.events[1].data.is_empty());
+    }
+
+    #[test]
+    fn content_types_are_lowercased_and_linear_is_live() {
+        for (sent, kept) in [
+            ("VOD", "vod"),
+            ("Live", "live"),
+            ("linear", "live"),
+            ("AOD", "aod"),
+        ] {
+            let v = with(
+                sample("sessionStart"),
+                "/params/media.contentType",
+                Some(json!(sent)),
+            );
+            assert_eq!(decode(&v).unwrap().meta.content_type.as_deref(), Some(kept));
+        }
+    }
+
+    #[test]
+    fn only_session_start_says_what_the_session_is() {
+        let mut v = sample("play");
+        v["params"] = json!({"media.id": "other", "media.downloaded": true, "media.resume": true});
+        let d = decode(&v).unwrap();
+        assert_eq!(d.meta, SessionMeta::default());
+        assert!(!d.downloaded && !d.resumed && d.report_suite.is_none());
+        assert_eq!(d.events[0].data["params"]["media.id"], "other");
+    }
+
+    #[test]
+    fn qoe_data_feeds_qoe_and_the_rest_stays_in_data() {
+        let v = with(
+            sample("ping"),
+            "/qoeData",
+            Some(json!({
+                "media.qoe.bitrate": 2_500_000.4,
+                "media.qoe.droppedFrames": 3,
+                "media.qoe.framesPerSecond": 29.97,
+                "media.qoe.timeToStart": 850,
+            })),
+        );
+        let v = with(v, "/params", Some(json!({"media.id": ["ignored on ping"]})));
+        let d = decode(&v).unwrap();
+        let ev = &d.events[0];
+        assert_eq!(ev.kind, EventKind::Heartbeat);
+        assert_eq!(
+            ev.qoe,
+            Qoe {
+                bitrate_bps: Some(2_500_000),
+                dropped_frames: Some(3),
+                total_frames: None,
+                startup_time_ms: Some(850.0),
+            }
+        );
+        assert_eq!(
+            Value::Object(ev.data.clone()),
+            json!({"qoeData": {"media.qoe.framesPerSecond": 29.97}})
+        );
+    }
+
+    #[test]
+    fn a_bitrate_change_carries_its_bitrate_once() {
+        let v = with(
+            sample("bitrateChange"),
+            "/qoeData/media.qoe.bitrate",
+            Some(json!(800000)),
+        );
+        let ev = &decode(&v).unwrap().events[0];
+        assert_eq!(
+            ev.kind,
+            EventKind::Renditionchange {
+                bitrate_bps: Some(800_000),
+                width: None,
+                height: None
+            }
+        );
+        assert!(ev.qoe.is_empty());
+    }
+
+    #[test]
+    fn both_error_id_spellings_are_accepted() {
+        let qoe = decode(&sample("error")).unwrap();
+        let mut alias = sample("error");
+        alias.as_object_mut().unwrap().remove("qoeData");
+        alias["params"] = json!({"media.errorId": "E42", "media.errorSource": "external"});
+        let alias = decode(&alias).unwrap();
+        let kind = |d: &Decoded| d.events[0].kind.clone();
+        assert_eq!(
+            kind(&qoe),
+            EventKind::Error {
+                code: "E42".into(),
+                message: String::new(),
+                severity: ErrorSeverity::FatalUnlessResumed,
+                source: None
+            }
+        );
+        assert_eq!(
+            kind(&alias),
+            EventKind::Error {
+                code: "E42".into(),
+                message: String::new(),
+                severity: ErrorSeverity::FatalUnlessResumed,
+                source: Some("external".into())
+            }
+        );
+        assert!(
+            alias.events[0].data.is_empty(),
+            "{:?}",
+            alias.events[0].data
+        );
+        // An empty documented spelling falls back to the alias.
+        let mut both = sample("error");
+        both["qoeData"] = json!({"media.qoe.errorID": ""});
+        both["params"] = json!({"media.errorId": "E7"});
+        let EventKind::Error { code, .. } = kind(&decode(&both).unwrap()) else {
+            panic!("not an error")
+        };
+        assert_eq!(code, "E7");
+    }
+
+    #[test]
+    fn state_and_chapter_events_are_custom_with_their_params() {
+        let d = decode(&sample("stateStart")).unwrap();
+        assert_eq!(d.state_name.as_deref(), Some("fullscreen"));
+        assert_eq!(
+            d.events[0].kind,
+            EventKind::Custom {
+                name: "stateStart".into()
+            }
+        );
+        assert_eq!(d.events[0].data["params"]["media.state.name"], "fullscreen");
+        let v = with(
+            sample("chapterStart"),
+            "/customMetadata/segment",
+            Some(json!("intro")),
+        );
+        let d = decode(&v).unwrap();
+        assert_eq!(
+            d.events[0].kind,
+            EventKind::Custom {
+                name: "chapterStart".into()
+            }
+        );
+        assert_eq!(d.events[0].data["params"]["media.chapter.index"], 2);
+        assert_eq!(d.events[0].data["customMetadata"]["segment"], "intro");
+        assert_eq!(d.state_name, None);
+    }
+
+    #[test]
+    fn order_keeps_starts_first_and_ends_last() {
+        let order = |ty: &str, index: u64| -> Vec<u64> {
+            decode_event(&sample(ty), AT, index)
+                .unwrap()
+                .events
+                .iter()
+                .map(|e| e.order)
+                .collect()
+        };
+        assert_eq!(order("sessionStart", 0), [0, 1]);
+        assert_eq!(order("play", 0), [2]);
+        assert_eq!(order("sessionComplete", 0), [4, 5]);
+        assert_eq!(order("sessionEnd", 0), [4]);
+        assert_eq!(order("play", 3), [26]);
+        let d = decode(&sample("sessionComplete")).unwrap();
+        assert_eq!(types(&d), ["ended", "viewend"]);
+    }
+
+    #[test]
+    fn a_client_clock_a_day_off_is_replaced() {
+        let v = with(
+            sample("play"),
+            "/playerTime/ts",
+            Some(json!(TS - 2 * 86_400_000)),
+        );
+        let ev = &decode(&v).unwrap().events[0];
+        assert_eq!(ev.t, AT);
+        assert!(ev.clock_skew_corrected);
+    }
+
+    #[test]
+    fn the_same_event_twice_has_the_same_dedup_keys() {
+        let a = decode_event(&sample("sessionStart"), AT, 0).unwrap();
+        let b = decode_event(&sample("sessionStart"), AT + 5_000, 0).unwrap();
+        let keys = |d: &Decoded| d.events.iter().map(|e| e.dedup_key).collect::<Vec<_>>();
+        assert_eq!(keys(&a), keys(&b));
+        assert_ne!(a.events[0].dedup_key, a.events[1].dedup_key);
+    }
+
+    #[test]
+    fn a_negative_zero_playhead_is_zero() {
+        let v = with(sample("play"), "/playerTime/playhead", Some(json!(-0.0)));
+        assert!(decode(&v).unwrap().events[0]
+            .playhead
+            .unwrap()
+            .is_sign_positive());
+    }
+
+    fn batch(events: &[Value]) -> Vec<u8> {
+        serde_json::to_vec(events).unwrap()
+    }
+
+    #[test]
+    fn a_batch_is_a_whole_session_in_order() {
+        let body = batch(&[
+            sample("sessionStart"),
+            sample("play"),
+            sample("ping"),
+            sample("sessionComplete"),
+        ]);
+        let decoded = decode_batch(&body, AT, false).unwrap();
+        let orders: Vec<u64> = decoded
+            .iter()
+            .flat_map(|d| d.events.iter().map(|e| e.order))
+            .collect();
+        assert_eq!(orders, [0, 1, 10, 18, 28, 29]);
+    }
+
+    #[test]
+    fn a_batch_refuses_starts_and_ends_out_of_place() {
+        let s = || sample("sessionStart");
+        let e = || sample("sessionEnd");
+        let p = || sample("play");
+        let cases = [
+            (vec![p(), e()], "[0].eventType"),
+            (vec![s(), p()], "[1].eventType"),
+            (vec![s()], "[0].eventType"),
+            (vec![s(), s(), e()], "[1].eventType"),
+            (vec![s(), e(), e()], "[1].eventType"),
+            (
+                vec![s(), with(p(), "/playerTime/ts", Some(json!("x"))), e()],
+                "[1].playerTime.ts",
+            ),
+            (vec![s(), json!(1), e()], "[1]"),
+        ];
+        for (events, field) in cases {
+            let err = decode_batch(&batch(&events), AT, false).unwrap_err();
+            assert_eq!(err.field(), Some(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_deprecated_batch_form_needs_the_downloaded_flag() {
+        let events = [sample("sessionStart"), sample("sessionEnd")];
+        let err = decode_batch(&batch(&events), AT, true).unwrap_err();
+        assert_eq!(err.field(), Some("[0].params.\"media.downloaded\""));
+        assert!(decode_batch(&batch(&events), AT, false).is_ok());
+        let flagged = with(
+            events[0].clone(),
+            "/params/media.downloaded",
+            Some(json!(true)),
+        );
+        let decoded = decode_batch(&batch(&[flagged, events[1].clone()]), AT, true).unwrap();
+        assert!(decoded[0].downloaded);
+    }
+
+    #[test]
+    fn a_batch_has_a_size_limit() {
+        let mut events = vec![sample("sessionStart")];
+        events.extend(std::iter::repeat_n(sample("ping"), MAX_BATCH_EVENTS - 1));
+        events.push(sample("sessionEnd"));
+        let err = decode_batch(&batch(&events), AT, false).unwrap_err();
+        assert_eq!(err.field(), Some("body"));
+    }
+
+    /// Mutations of every sample: the decoder and the served schema must
+    /// give the same verdict on each (`schema.rs` is written from the same
+    /// tables; this checks the two readings of them).
+    #[test]
+    fn the_decoder_and_the_schemas_agree() {
+        let wrong_values = [
+            json!(null),
+            json!(""),
+            json!("x"),
+            json!("player"),
+            json!(0),
+            json!(-1),
+            json!(1),
+            json!(1.5),
+            json!(2.0),
+            json!(true),
+            json!([]),
+            json!({}),
+        ];
+        let mut checked = 0;
+        for ty in EVENT_TYPES {
+            let validator = jsonschema::draft4::new(&schema(ty).unwrap()).unwrap();
+            let base = sample(ty);
+            let mut bodies = vec![base.clone()];
+            for at in [
+                "/eventType",
+                "/playerTime",
+                "/params",
+                "/qoeData",
+                "/customMetadata",
+            ] {
+                bodies.push(with(base.clone(), at, None));
+                for w in &wrong_values {
+                    bodies.push(with(base.clone(), at, Some(w.clone())));
+                }
+            }
+            for at in [
+                "/playerTime/playhead",
+                "/playerTime/ts",
+                "/playerTime/extra",
+            ] {
+                bodies.push(with(base.clone(), at, None));
+                for w in wrong_values.iter().chain(&[json!(1e3), json!(1u64 << 53)]) {
+                    bodies.push(with(base.clone(), at, Some(w.clone())));
+                }
+            }
+            let params = rules::PARAMS
+                .iter()
+                .map(|k| k.name)
+                .chain(rules::STANDARD_METADATA)
+                .chain(["x.unknown"]);
+            for key in params {
+                let at = format!("/params/{key}");
+                bodies.push(with(base.clone(), &at, None));
+                for w in &wrong_values {
+                    bodies.push(with(base.clone(), &at, Some(w.clone())));
+                }
+            }
+            for key in rules::QOE.iter().map(|k| k.name).chain(["media.qoe.other"]) {
+                let at = format!("/qoeData/{key}");
+                bodies.push(with(base.clone(), &at, None));
+                for w in &wrong_values {
+                    bodies.push(with(base.clone(), &at, Some(w.clone())));
+                }
+            }
+            for (k, w) in [
+                ("ok.key_1", json!("v")),
+                ("bad key", json!("v")),
+                ("", json!("v")),
+                ("k", json!(1)),
+            ] {
+                bodies.push(with(base.clone(), &format!("/customMetadata/{k}"), Some(w)));
+            }
+            for w in &wrong_values {
+                bodies.push(with(base.clone(), "/params/media.errorId", Some(w.clone())));
+                let no_qoe = with(base.clone(), "/qoeData", None);
+                bodies.push(with(no_qoe, "/params/media.errorId", Some(w.clone())));
+            }
+            for body in bodies {
+                let decoded = decode(&body);
+                let valid = validator.is_valid(&body);
+                assert_eq!(
+                    decoded.is_ok(),
+                    valid,
+                    "{ty}: {body}\ndecoder: {decoded:?}\nschema: {:?}",
+                    validator
+                        .iter_errors(&body)
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+    }
+}

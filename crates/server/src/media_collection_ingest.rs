@@ -1,0 +1,314 @@
+//! The Media Collection API (Adobe Media Analytics compatible,
+//! `spec/protocols.md` §2), nested under `/api/v1`:
+//!
+//! - `POST /api/v1/sessions`: a `sessionStart` creates a session: `201`, an
+//!   empty body and `Location: /api/v1/sessions/{sid}`. The deprecated form
+//!   (a downloaded array with `media.downloaded`) is accepted here too.
+//! - `POST /api/v1/sessions/{sid}/events`: `204`; `404` unknown sid (the
+//!   player starts a new session); `410` session closed.
+//! - `POST /api/v1/downloaded`: an offline batch (array), `201` or `400`.
+//! - `GET /api/v1/schemas/{eventType}`: the JSON Schema an event is validated with.
+//!
+//! Errors are `{"message": "..."}` naming the field. CORS is exactly the
+//! vendor's, on every answer, preflight included (`cors` below).
+//!
+//! A sid is 64 hex characters: 16 from a stable hash of the property's name,
+//! then 48 random. The events route carries no report suite, so the prefix
+//! tells which property the session belongs to; the random part makes the
+//! sid unguessable.
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorCode, RETRY_AFTER_S};
+use crate::ingest::{IngestError, IngestOutcome, Requirement};
+use crate::native_ingest::body_rejection;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use playhead_model::hash::stable_hash;
+use playhead_model::{Batch, Protocol, SessionKey, SessionMeta};
+use playhead_protocols::media_collection::{self, Decoded};
+use playhead_protocols::ProtocolError;
+use serde_json::json;
+
+/// An error in the protocol's form: `{"message": "..."}`.
+pub struct MediaError(ApiError);
+
+impl IntoResponse for MediaError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.0.code.status(),
+            Json(json!({ "message": self.0.message })),
+        )
+            .into_response();
+        if self.0.code == ErrorCode::Overloaded {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
+        }
+        resp
+    }
+}
+
+impl From<ApiError> for MediaError {
+    fn from(e: ApiError) -> Self {
+        MediaError(e)
+    }
+}
+
+impl From<ProtocolError> for MediaError {
+    fn from(e: ProtocolError) -> Self {
+        MediaError(e.into())
+    }
+}
+
+fn overloaded(e: IngestError) -> MediaError {
+    crate::native_ingest::ingest_error(e).into()
+}
+
+/// The routes, to nest under `/api/v1`, with the vendor's CORS around them.
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/sessions", post(start_session))
+        .route("/sessions/{sid}/events", post(post_event))
+        .route("/downloaded", post(downloaded))
+        .route("/schemas/{event_type}", get(schema))
+        .fallback(|| async {
+            MediaError(ApiError::not_found("no such Media Collection API route"))
+        })
+        .method_not_allowed_fallback(|method: Method| async move {
+            MediaError(ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("method {method} is not allowed on this route"),
+            ))
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::app::count_requests,
+        ))
+        .with_state(state);
+    use tower::Layer;
+    Router::new().fallback_service(axum::middleware::from_fn(cors).layer(routes))
+}
+
+/// CORS exactly as the vendor answers it, on every response (`spec/protocols.md` §2).
+async fn cors(req: Request, next: Next) -> Response {
+    let mut resp = if req.method() == Method::OPTIONS {
+        Response::builder()
+            .status(StatusCode::OK)
+            .body(Body::empty())
+            .unwrap_or_default()
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("OPTIONS,POST,PUT"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location"),
+    );
+    resp
+}
+
+/// The 16-hex prefix of a property's sids.
+fn sid_prefix(property: &str) -> String {
+    format!("{:016x}", stable_hash(property.as_bytes()))
+}
+
+fn new_sid(property: &str) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    let more = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}{}{}", sid_prefix(property), random, &more[..16])
+}
+
+/// The property a sid belongs to, if it is a well-formed sid of one.
+fn property_of_sid<'a>(state: &'a AppState, sid: &str) -> Option<&'a str> {
+    if sid.len() != 64 || !sid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let prefix = &sid[..16];
+    state
+        .config
+        .properties
+        .iter()
+        .find(|p| sid_prefix(&p.name) == prefix)
+        .map(|p| p.name.as_str())
+}
+
+/// Merge a batch of decoded events into one ingest batch for a new session.
+fn session_batch(property: &str, sid: &str, decoded: Vec<Decoded>) -> Batch {
+    let mut meta = SessionMeta::default();
+    let mut events = Vec::new();
+    for d in decoded {
+        meta.merge(&d.meta);
+        if d.resumed {
+            meta.dimensions.insert("resumed".into(), "true".into());
+        }
+        if d.downloaded {
+            meta.dimensions.insert("downloaded".into(), "true".into());
+        }
+        events.extend(d.events);
+    }
+    Batch {
+        key: SessionKey::new(property, sid),
+        protocol: Protocol::MediaCollection,
+        meta,
+        events,
+    }
+}
+
+/// Create a session from decoded events that start with `sessionStart`.
+async fn create(state: &AppState, decoded: Vec<Decoded>) -> Result<Response, MediaError> {
+    let suite = decoded
+        .first()
+        .and_then(|d| d.report_suite.clone())
+        .unwrap_or_default();
+    let property = state
+        .config
+        .property_by_report_suite(&suite)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "params.analytics.reportSuite: `{suite}` belongs to no property"
+            ))
+        })?
+        .name
+        .clone();
+    let sid = new_sid(&property);
+    let mut batch = session_batch(&property, &sid, decoded);
+    batch.meta.dimensions.insert("report_suite".into(), suite);
+    state
+        .pipeline
+        .submit(batch, Requirement::OpenOrCreate)
+        .await
+        .map_err(overloaded)?;
+    let location = format!("/api/v1/sessions/{sid}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Body::empty(),
+    )
+        .into_response())
+}
+
+fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, MediaError> {
+    body.map_err(|r| MediaError(body_rejection(state, r)))
+}
+
+/// `POST /api/v1/sessions`: a `sessionStart` (or the deprecated downloaded array).
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "ingest",
+    request_body(content = String, description = "a sessionStart event (JSON), or a downloaded array with params.\"media.downloaded\": true"),
+    responses((status = 201, description = "created; Location: /api/v1/sessions/{sid}"),
+        (status = 400, description = "{\"message\"} naming the field"), (status = 503)))]
+pub async fn start_session(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, MediaError> {
+    let body = read_body(&state, body)?;
+    let received_at = state.clock.now_ms();
+    let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let decoded = if is_array {
+        media_collection::decode_batch(&body, received_at, true)?
+    } else {
+        let d = media_collection::decode_body(&body, received_at)?;
+        if d.event_type != "sessionStart" {
+            return Err(ApiError::bad_request(format!(
+                "eventType: `{}` cannot start a session; send `sessionStart` here and other events to /api/v1/sessions/{{sid}}/events",
+                d.event_type
+            ))
+            .into());
+        }
+        vec![d]
+    };
+    create(&state, decoded).await
+}
+
+/// `POST /api/v1/downloaded`: an offline session in one array.
+#[utoipa::path(post, path = "/api/v1/downloaded", tag = "ingest",
+    request_body(content = String, description = "JSON array: sessionStart first, sessionComplete or sessionEnd last"),
+    responses((status = 201), (status = 400), (status = 503)))]
+pub async fn downloaded(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, MediaError> {
+    let body = read_body(&state, body)?;
+    let decoded = media_collection::decode_batch(&body, state.clock.now_ms(), false)?;
+    create(&state, decoded).await
+}
+
+/// `POST /api/v1/sessions/{sid}/events`.
+#[utoipa::path(post, path = "/api/v1/sessions/{sid}/events", tag = "ingest",
+    params(("sid" = String, Path, description = "64 hex characters, from Location")),
+    request_body(content = String, description = "one event (JSON)"),
+    responses((status = 204), (status = 400), (status = 404, description = "unknown session: start a new one"),
+        (status = 410, description = "session closed: start a new one"), (status = 503)))]
+pub async fn post_event(
+    State(state): State<AppState>,
+    Path(sid): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, MediaError> {
+    let body = read_body(&state, body)?;
+    let Some(property) = property_of_sid(&state, &sid) else {
+        return Err(
+            ApiError::not_found(format!("unknown session `{sid}`; start a new session")).into(),
+        );
+    };
+    let property = property.to_owned();
+    let decoded = media_collection::decode_body(&body, state.clock.now_ms())?;
+    if decoded.event_type == "sessionStart" {
+        return Err(ApiError::bad_request(
+            "eventType: `sessionStart` starts a new session: POST it to /api/v1/sessions",
+        )
+        .into());
+    }
+    let batch = Batch {
+        key: SessionKey::new(property, sid.clone()),
+        protocol: Protocol::MediaCollection,
+        meta: SessionMeta::default(),
+        events: decoded.events,
+    };
+    match state
+        .pipeline
+        .submit(batch, Requirement::MustExist)
+        .await
+        .map_err(overloaded)?
+    {
+        IngestOutcome::Applied { .. } => Ok(StatusCode::NO_CONTENT.into_response()),
+        IngestOutcome::UnknownSession => {
+            Err(ApiError::not_found(format!("unknown session `{sid}`; start a new session")).into())
+        }
+        IngestOutcome::SessionClosed => Err(ApiError::new(
+            ErrorCode::Gone,
+            format!("session `{sid}` is closed; start a new session"),
+        )
+        .into()),
+    }
+}
+
+/// `GET /api/v1/schemas/{eventType}`.
+#[utoipa::path(get, path = "/api/v1/schemas/{event_type}", tag = "ingest",
+    params(("event_type" = String, Path)),
+    responses((status = 200, description = "JSON Schema draft-04"), (status = 404)))]
+pub async fn schema(Path(event_type): Path<String>) -> Result<Response, MediaError> {
+    media_collection::schema(&event_type)
+        .map(|s| Json(s).into_response())
+        .ok_or_else(|| {
+            MediaError(ApiError::not_found(format!(
+                "unknown eventType `{event_type}`; valid: {}",
+                media_collection::EVENT_TYPES.join(", ")
+            )))
+        })
+}
