@@ -220,6 +220,19 @@ pub fn decode_batch(
             ));
         }
     }
+    // Offline playback is uploaded after the fact, often days later: its
+    // events keep their own times (the 24-h clock-skew rule is for live
+    // traffic, where a far-off client clock is wrong).
+    for (d, item) in decoded.iter_mut().zip(items) {
+        let Some(ts) = item["playerTime"]["ts"].as_i64() else {
+            continue;
+        };
+        for ev in d.events.iter_mut().filter(|e| e.clock_skew_corrected) {
+            ev.t = ts;
+            ev.clock_skew_corrected = false;
+            ev.dedup_key = ev.content_key();
+        }
+    }
     if require_downloaded_flag && !decoded[0].downloaded {
         return Err(ProtocolError::invalid(
             rules::member("[0].params", "media.downloaded"),
@@ -1001,6 +1014,33 @@ mod tests {
             .flat_map(|d| d.events.iter().map(|e| e.order))
             .collect();
         assert_eq!(orders, [0, 1, 10, 18, 28, 29]);
+    }
+
+    #[test]
+    fn a_downloaded_batch_keeps_its_own_times_even_days_old() {
+        // Played offline three days before the upload: the events keep their
+        // times (single events that far off are corrected to the receive time).
+        let three_days = 3 * 24 * 3600 * 1000;
+        let old = |ty: &str, dt: i64| {
+            let v = sample(ty);
+            let ts = v["playerTime"]["ts"].as_i64().unwrap() - three_days + dt;
+            with(v, "/playerTime/ts", Some(json!(ts)))
+        };
+        let events = [
+            old("sessionStart", 0),
+            old("play", 1000),
+            old("sessionEnd", 5000),
+        ];
+        let decoded = decode_batch(&batch(&events), AT, false).unwrap();
+        for (d, raw) in decoded.iter().zip(&events) {
+            for ev in &d.events {
+                assert_eq!(ev.t, raw["playerTime"]["ts"].as_i64().unwrap());
+                assert!(!ev.clock_skew_corrected);
+                assert_eq!(ev.dedup_key, ev.content_key());
+            }
+        }
+        let single = decode_event(&events[1], AT, 0).unwrap();
+        assert!(single.events[0].clock_skew_corrected);
     }
 
     #[test]
