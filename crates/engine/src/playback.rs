@@ -411,6 +411,9 @@ impl Playback {
                 self.closed_at.get_or_insert(t);
             }
             EventKind::Adbreakstart => {
+                // An ad break interrupts main content: an unmoving-playhead
+                // run (Adobe stall) does not continue across it.
+                self.unmoved_run = 0;
                 if !self.in_break {
                     self.in_break = true;
                     self.ad_breaks += 1;
@@ -448,6 +451,7 @@ impl Playback {
                 }
             }
             EventKind::Adbreakend => {
+                self.unmoved_run = 0;
                 self.in_break = false;
                 self.in_ad = false;
             }

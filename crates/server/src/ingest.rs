@@ -26,6 +26,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
+/// Bits of an event's `order` left to the decoder's order within one request
+/// (batches hold at most 10,000 events × 8); the arrival stamp goes above.
+/// 46 bits of stamp (ms × 32) + 17 stay below 2^63, as SQLite stores it.
+const IN_REQUEST_ORDER_BITS: u32 = 17;
+const IN_REQUEST_ORDER_MASK: u64 = (1 << IN_REQUEST_ORDER_BITS) - 1;
+
 /// How often the writer closes sessions whose timeout passed.
 const EXPIRY_EVERY: Duration = Duration::from_secs(1);
 
@@ -134,6 +140,7 @@ impl Pipeline {
             tracker,
             groups,
             pending: HashMap::new(),
+            last_arrival: 0,
             clock,
             telemetry: telemetry.clone(),
             depth: depth.clone(),
@@ -241,6 +248,8 @@ struct Writer {
     /// Session rows to write at the end of the transaction: each touched
     /// session's row is written once per group commit, not once per request.
     pending: HashMap<SessionKey, SessionSummary>,
+    /// The last arrival stamp given (see `next_arrival`).
+    last_arrival: u64,
     clock: Arc<dyn Clock>,
     telemetry: Arc<Telemetry>,
     depth: Arc<AtomicI64>,
@@ -370,6 +379,15 @@ impl Writer {
         Ok(closed)
     }
 
+    /// A stamp that grows with every request: the server clock's ms × 32
+    /// (room for 32 requests a millisecond before it runs ahead of the
+    /// clock), never less than the previous stamp + 1.
+    fn next_arrival(&mut self, now: i64) -> u64 {
+        let from_clock = (now.max(0) as u64) << 5;
+        self.last_arrival = from_clock.max(self.last_arrival + 1);
+        self.last_arrival
+    }
+
     /// The session a submission goes to.
     fn resolve(
         &mut self,
@@ -438,9 +456,18 @@ impl Writer {
             warn!(session = %key.session_id, "open session missing from tracker");
         }
         let mut fresh = Vec::with_capacity(batch.events.len());
+        // Protocols without sequence numbers: equal timestamps are processed
+        // in arrival order (metrics.md), so the request's arrival stamp goes
+        // in front of the decoder's in-request order. The dedup key, already
+        // computed by the decoder, stays: a repeated delivery still matches.
+        let arrival = (batch.protocol != Protocol::Native).then(|| self.next_arrival(now));
         for ev in &batch.events {
-            if self.writer.insert_event(key, batch.protocol, ev)? {
-                fresh.push(ev.clone());
+            let mut ev = ev.clone();
+            if let Some(arrival) = arrival {
+                ev.order = (arrival << IN_REQUEST_ORDER_BITS) | (ev.order & IN_REQUEST_ORDER_MASK);
+            }
+            if self.writer.insert_event(key, batch.protocol, &ev)? {
+                fresh.push(ev);
             }
         }
         let accepted = fresh.len();

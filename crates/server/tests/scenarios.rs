@@ -1,6 +1,7 @@
-//! Scenario tests: transcripts of requests (native events, pixel beacons)
-//! replayed against a whole server (`app(state)` through `tower::ServiceExt::oneshot`, a
-//! [`ManualClock`], a real store), then the sessions read back through
+//! Scenario tests: transcripts of requests (native events, pixel beacons,
+//! Media Collection API calls) replayed against a whole server (`app(state)`
+//! through `tower::ServiceExt::oneshot`, a [`ManualClock`], a real store),
+//! then the sessions read back through
 //! `GET /data/v1/sessions/{id}` and compared with metrics computed by hand
 //! from `spec/metrics.md`.
 //!
@@ -73,7 +74,40 @@
 //!   `GET /data/v1/metrics?from=T0+from_ms&to=T0+to_ms&<query>`, its
 //!   `metrics` compared with the given subset. In `known_divergence`, its
 //!   `session` is `metrics` (or the entry's `name`).
-//! - `expect` may be empty when `expect_pixel` or `expect_metrics` is not.
+//! - `expect` may be empty when `expect_pixel`, `expect_adobe` or
+//!   `expect_metrics` is not.
+//!
+//! ## Media Collection API (`spec/protocols.md` §2, Adobe compatible)
+//! ```json
+//! {"steps": [
+//!    {"at_ms": 0, "adobe_start": {"eventType": "sessionStart",
+//!        "playerTime": {"playhead": 0, "ts_offset": 0}, "params": {..}},
+//!     "name": "s1", "expect_status": 201},
+//!    {"at_ms": 2000, "adobe_event": {"session": "s1", "event": {"eventType": "play",
+//!        "playerTime": {"playhead": 0, "ts_offset": 2000}}}, "expect_status": 204},
+//!    {"adobe_event": {"sid": "<64 hex>", "event": {..}}, "expect_status": 404,
+//!     "expect_body": "unknown session"},
+//!    {"adobe_downloaded": [{"eventType": "sessionStart", ..}, .., {"eventType": "sessionEnd", ..}],
+//!     "name": "d1"},
+//!    {"check_adobe": {"s1": {"open": true}}}],
+//!  "expect_adobe": {"s1": {"open": false, "state": "closed", "metrics": {"ad_breaks": 1}}}}
+//! ```
+//! - Every event (and every event of an array) may give
+//!   `playerTime.ts_offset` instead of `playerTime.ts`: `ts = T0 + ts_offset`.
+//! - `adobe_start`: `POST /api/v1/sessions` with that body (one
+//!   `sessionStart`, or the deprecated downloaded array); default
+//!   `expect_status` 201. `adobe_downloaded`: `POST /api/v1/downloaded` with
+//!   that array; default 201. A `201` must have an empty body and
+//!   `Location: /api/v1/sessions/{64 hex}`; with `name`, the sid is remembered
+//!   under it (a name is given once).
+//! - `adobe_event`: `POST /api/v1/sessions/{sid}/events` with `event`, the
+//!   sid being the one remembered under `session`, or `sid` as is (an unknown
+//!   sid, for a `404`); default 204.
+//! - On Adobe steps, `expect_body` as a string must be a substring of the
+//!   answer's `message`; any other JSON is compared with the whole answer.
+//! - `expect_adobe` (and a step's `check_adobe`): by name, compared like an
+//!   `expect` entry with `GET /data/v1/sessions/{sid}`. In
+//!   `known_divergence`, `session` is the name.
 
 mod common;
 use axum::body::Body;
@@ -108,6 +142,9 @@ struct Scenario {
     expect: BTreeMap<String, Value>,
     #[serde(default)]
     expect_pixel: Vec<PixelExpectation>,
+    /// Media Collection sessions by the `name` their creating step gave.
+    #[serde(default)]
+    expect_adobe: BTreeMap<String, Value>,
     #[serde(default)]
     expect_metrics: Option<OneOrMany<MetricsExpectation>>,
 }
@@ -202,8 +239,30 @@ struct Step {
     check: Option<BTreeMap<String, Value>>,
     check_pixel: Option<Vec<PixelExpectation>>,
     check_metrics: Option<OneOrMany<MetricsExpectation>>,
+    /// Media Collection: `POST /api/v1/sessions` (a `sessionStart`, or the
+    /// deprecated downloaded array).
+    adobe_start: Option<Value>,
+    /// Media Collection: `POST /api/v1/sessions/{sid}/events`.
+    adobe_event: Option<AdobeEvent>,
+    /// Media Collection: `POST /api/v1/downloaded` (an array).
+    adobe_downloaded: Option<Value>,
+    /// The name the session created by `adobe_start`/`adobe_downloaded` is
+    /// remembered under (its sid comes from `Location`).
+    name: Option<String>,
+    check_adobe: Option<BTreeMap<String, Value>>,
     #[allow(dead_code)]
     note: Option<String>,
+}
+
+/// One event for an Adobe session: named, or by a literal sid.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdobeEvent {
+    /// The `name` of the step that created the session.
+    session: Option<String>,
+    /// A sid sent as is (an unknown one, for a `404`).
+    sid: Option<String>,
+    event: Value,
 }
 
 /// What one scenario run found.
@@ -246,8 +305,11 @@ fn load_scenarios() -> Vec<(PathBuf, Scenario)> {
                 p.display()
             );
             assert!(
-                !s.expect.is_empty() || !s.expect_pixel.is_empty() || s.expect_metrics.is_some(),
-                "{}: `expect`, `expect_pixel` and `expect_metrics` are all empty",
+                !s.expect.is_empty()
+                    || !s.expect_pixel.is_empty()
+                    || !s.expect_adobe.is_empty()
+                    || s.expect_metrics.is_some(),
+                "{}: `expect`, `expect_pixel`, `expect_adobe` and `expect_metrics` are all empty",
                 p.display()
             );
             (p, s)
@@ -298,6 +360,8 @@ async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outc
     .map_err(|e| format!("server start: {e}"))?;
     let router = app(state.clone());
     let mut outcome = Outcome::default();
+    // Media Collection sessions: name → sid (from `Location`).
+    let mut adobe: BTreeMap<String, String> = BTreeMap::new();
     for (i, step) in scenario.steps.iter().enumerate() {
         let at = format!("scenario `{}`, step {i}", scenario.name);
         if let Some(ms) = step.at_ms {
@@ -313,23 +377,35 @@ async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outc
             step.check.is_some(),
             step.check_pixel.is_some(),
             step.check_metrics.is_some(),
+            step.adobe_start.is_some(),
+            step.adobe_event.is_some(),
+            step.adobe_downloaded.is_some(),
+            step.check_adobe.is_some(),
         ];
         if actions.iter().filter(|a| **a).count() > 1 {
             return Err(format!(
                 "{at}: one of `post`, `beacon`, `expire`, `check`, `check_pixel`, \
-                 `check_metrics` per step"
+                 `check_metrics`, `adobe_start`, `adobe_event`, `adobe_downloaded`, \
+                 `check_adobe` per step"
             ));
         }
-        if (step.expect_status.is_some() || step.expect_body.is_some())
-            && step.post.is_none()
-            && step.beacon.is_none()
-        {
+        let sends = step.post.is_some()
+            || step.beacon.is_some()
+            || step.adobe_start.is_some()
+            || step.adobe_event.is_some()
+            || step.adobe_downloaded.is_some();
+        if (step.expect_status.is_some() || step.expect_body.is_some()) && !sends {
             return Err(format!(
-                "{at}: `expect_status`/`expect_body` need a `post` or a `beacon`"
+                "{at}: `expect_status`/`expect_body` need a `post`, a `beacon` or an Adobe step"
             ));
         }
         if step.method.is_some() && step.beacon.is_none() {
             return Err(format!("{at}: `method` needs a `beacon`"));
+        }
+        if step.name.is_some() && step.adobe_start.is_none() && step.adobe_downloaded.is_none() {
+            return Err(format!(
+                "{at}: `name` needs an `adobe_start` or an `adobe_downloaded`"
+            ));
         }
         if let Some(body) = &step.post {
             let body = request_body(body).map_err(|e| format!("{at}: {e}"))?;
@@ -375,6 +451,44 @@ async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outc
                 }
             }
         }
+        let creation = [
+            (&step.adobe_start, "/api/v1/sessions"),
+            (&step.adobe_downloaded, "/api/v1/downloaded"),
+        ];
+        for (body, uri) in creation {
+            let Some(body) = body else { continue };
+            let body = adobe_body(body).map_err(|e| format!("{at}: {e}"))?;
+            let reply = post_adobe(&router, uri, &body).await;
+            let want = step.expect_status.unwrap_or(201);
+            check_adobe_answer(&at, uri, step, want, &reply, &mut outcome);
+            if reply.status == StatusCode::CREATED {
+                match created_sid(&reply) {
+                    Ok(sid) => {
+                        if let Some(name) = &step.name {
+                            if adobe.insert(name.clone(), sid).is_some() {
+                                return Err(format!("{at}: the name `{name}` is given twice"));
+                            }
+                        }
+                    }
+                    Err(e) => outcome.failures.push(format!("{at}: POST {uri}: {e}")),
+                }
+            }
+        }
+        if let Some(ev) = &step.adobe_event {
+            let sid = match (&ev.session, &ev.sid) {
+                (Some(name), None) => adobe
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| format!("{at}: no Adobe session named `{name}` was created"))?,
+                (None, Some(sid)) => sid.clone(),
+                _ => return Err(format!("{at}: `adobe_event` needs `session` or `sid`")),
+            };
+            let uri = format!("/api/v1/sessions/{sid}/events");
+            let body = adobe_body(&ev.event).map_err(|e| format!("{at}: {e}"))?;
+            let reply = post_adobe(&router, &uri, &body).await;
+            let want = step.expect_status.unwrap_or(204);
+            check_adobe_answer(&at, &uri, step, want, &reply, &mut outcome);
+        }
         if step.expire {
             state
                 .pipeline
@@ -391,14 +505,104 @@ async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outc
         if let Some(check) = &step.check_metrics {
             compare_metrics(&router, scenario, &at, check.as_slice(), &mut outcome).await;
         }
+        if let Some(check) = &step.check_adobe {
+            compare_adobe_sessions(&router, scenario, &at, &adobe, check, &mut outcome).await;
+        }
     }
     let at = format!("scenario `{}`, final", scenario.name);
     compare_sessions(&router, scenario, &at, &scenario.expect, &mut outcome).await;
+    let expected = &scenario.expect_adobe;
+    compare_adobe_sessions(&router, scenario, &at, &adobe, expected, &mut outcome).await;
     compare_pixel_sessions(&router, scenario, &at, &scenario.expect_pixel, &mut outcome).await;
     if let Some(expected) = &scenario.expect_metrics {
         compare_metrics(&router, scenario, &at, expected.as_slice(), &mut outcome).await;
     }
     Ok(outcome)
+}
+
+/// An Adobe body with every `playerTime.ts_offset` turned into `playerTime.ts`
+/// (one event, or each event of an array).
+fn adobe_body(body: &Value) -> Result<Value, String> {
+    let mut body = body.clone();
+    let events: Vec<&mut Value> = match &mut body {
+        Value::Array(items) => items.iter_mut().collect(),
+        one => vec![one],
+    };
+    for ev in events {
+        let Some(pt) = ev.get_mut("playerTime").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if let Some(offset) = pt.remove("ts_offset") {
+            let offset = offset
+                .as_i64()
+                .ok_or("`playerTime.ts_offset` must be an integer")?;
+            if pt.contains_key("ts") {
+                return Err("an event gives both `playerTime.ts` and `ts_offset`".into());
+            }
+            pt.insert("ts".into(), Value::from(T0 + offset));
+        }
+    }
+    Ok(body)
+}
+
+async fn post_adobe(router: &Router, uri: &str, body: &Value) -> common::Reply {
+    let req = Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    common::send(router, req).await
+}
+
+/// Compare an Adobe answer with the step's `expect_status` (`want`) and
+/// `expect_body` (a string: a substring of `message`).
+fn check_adobe_answer(
+    at: &str,
+    uri: &str,
+    step: &Step,
+    want: u16,
+    reply: &common::Reply,
+    outcome: &mut Outcome,
+) {
+    if reply.status.as_u16() != want {
+        outcome.failures.push(format!(
+            "{at}: POST {uri} answered {}, expected {want}: {}",
+            reply.status, reply.text
+        ));
+    }
+    match &step.expect_body {
+        None => {}
+        Some(Value::String(part)) => {
+            let message = reply.body["message"].as_str().unwrap_or_default();
+            if !message.contains(part.as_str()) {
+                outcome.failures.push(format!(
+                    "{at}: POST {uri}: `message` should contain `{part}`: {}",
+                    reply.text
+                ));
+            }
+        }
+        Some(want) => {
+            let mut diffs = Vec::new();
+            compare("body", want, &reply.body, true, &mut diffs);
+            for d in diffs {
+                outcome.failures.push(format!("{at}: {d}"));
+            }
+        }
+    }
+}
+
+/// The sid of a `201`: empty body, `Location: /api/v1/sessions/{64 hex}`.
+fn created_sid(reply: &common::Reply) -> Result<String, String> {
+    if !reply.text.is_empty() {
+        return Err(format!("201 with a body: {}", reply.text));
+    }
+    let location = reply
+        .header("location")
+        .ok_or("201 without a Location header")?;
+    let sid = location
+        .strip_prefix("/api/v1/sessions/")
+        .filter(|sid| sid.len() == 64 && sid.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| format!("Location `{location}` is not /api/v1/sessions/{{64 hex}}"))?;
+    Ok(sid.to_owned())
 }
 
 /// The request body: the ingest key added, `ts_offset` turned into `ts`.
@@ -460,21 +664,55 @@ async fn compare_sessions(
     outcome: &mut Outcome,
 ) {
     for (id, want) in expected {
-        let (status, view) = get_session(router, id).await;
-        if status != StatusCode::OK {
-            outcome.failures.push(format!(
-                "{at}, session `{id}`: GET answered {status}: {view}"
-            ));
-            continue;
-        }
-        let Some(want) = want.as_object() else {
-            outcome.failures.push(format!(
-                "{at}, session `{id}`: expectation is not an object"
-            ));
-            continue;
-        };
-        compare_view(scenario, at, id, want, &view, outcome);
+        compare_session(router, scenario, at, id, id, want, outcome).await;
     }
+}
+
+/// The same for Media Collection sessions, named by the step that created
+/// them (the name is the label in messages and `known_divergence`).
+async fn compare_adobe_sessions(
+    router: &Router,
+    scenario: &Scenario,
+    at: &str,
+    adobe: &BTreeMap<String, String>,
+    expected: &BTreeMap<String, Value>,
+    outcome: &mut Outcome,
+) {
+    for (name, want) in expected {
+        match adobe.get(name) {
+            Some(sid) => compare_session(router, scenario, at, name, sid, want, outcome).await,
+            None => outcome.failures.push(format!(
+                "{at}, Adobe session `{name}`: no step created a session of that name"
+            )),
+        }
+    }
+}
+
+/// Read session `id` and compare it with `want`; `label` names it in
+/// messages and `known_divergence`.
+async fn compare_session(
+    router: &Router,
+    scenario: &Scenario,
+    at: &str,
+    label: &str,
+    id: &str,
+    want: &Value,
+    outcome: &mut Outcome,
+) {
+    let (status, view) = get_session(router, id).await;
+    if status != StatusCode::OK {
+        outcome.failures.push(format!(
+            "{at}, session `{label}`: GET answered {status}: {view}"
+        ));
+        return;
+    }
+    let Some(want) = want.as_object() else {
+        outcome.failures.push(format!(
+            "{at}, session `{label}`: expectation is not an object"
+        ));
+        return;
+    };
+    compare_view(scenario, at, label, want, &view, outcome);
 }
 
 /// The pixel sessions of one (video, viewer) pair, oldest first.
