@@ -274,8 +274,14 @@ pub async fn post_event(
         )
         .into());
     }
+    let key = SessionKey::new(property, sid.clone());
+    if decoded.event_type == "stateStart" {
+        if let Some(name) = &decoded.state_name {
+            check_state_limit(&state, &key, name).await?;
+        }
+    }
     let batch = Batch {
-        key: SessionKey::new(property, sid.clone()),
+        key,
         protocol: Protocol::MediaCollection,
         meta: SessionMeta::default(),
         events: decoded.events,
@@ -296,6 +302,35 @@ pub async fn post_event(
         )
         .into()),
     }
+}
+
+/// Most distinct `media.state.name` values one session may start (`spec/protocols.md` §2).
+pub const MAX_STATES_PER_SESSION: usize = 10;
+
+/// Refuse an 11th distinct player state in a session. Reads the session's
+/// stored events; `stateStart` is rare, and a player sends a session's
+/// events one after another, so the committed events are up to date.
+async fn check_state_limit(
+    state: &AppState,
+    key: &SessionKey,
+    name: &str,
+) -> Result<(), MediaError> {
+    let store = state.store.clone();
+    let k = key.clone();
+    let events = crate::api::blocking(move || store.session_events(&k)).await?;
+    let names: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter(|e| matches!(&e.kind, playhead_model::EventKind::Custom { name } if name == "stateStart"))
+        .filter_map(|e| e.data.get("params")?.get("media.state.name")?.as_str())
+        .collect();
+    if names.contains(name) || names.len() < MAX_STATES_PER_SESSION {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "params.\"media.state.name\": a session may track at most {MAX_STATES_PER_SESSION} distinct states; `{name}` would be the {}th",
+        names.len() + 1
+    ))
+    .into())
 }
 
 /// `GET /api/v1/schemas/{eventType}`.
