@@ -8,6 +8,17 @@
 //!   and `GET /realtime/icon.gif` beacons, one visit after another, the next
 //!   once the viewer has left the page. Pixel beacons carry no client time,
 //!   so at `speed` ≠ 1 the server sees those sessions compressed in time.
+//! - media_collection ([`crate::viewer::media_collection::plan_session`]):
+//!   an Adobe-instrumented player. `POST /api/v1/sessions` with the
+//!   `sessionStart`, then each event to `{Location}/events`, one request at a
+//!   time and in order, as a player does. A `404` or `410` to an event means
+//!   "start a new session": the player sends a `sessionStart` with
+//!   `media.resume` at that point (then `play` if content was playing) and
+//!   goes on with the new session, the failed event first (at most
+//!   [`MAX_RESTARTS`] times per planned session, then it stops tracking the
+//!   view; counted in [`LoadReport::restarts`]). A `sessionStart` that is
+//!   refused leaves the viewer watching untracked until the session's
+//!   planned end.
 //!
 //! All viewers share one keep-alive HTTP/1 client. A `503` is retried with
 //! the same request after its `Retry-After`, as the SDK (or the browser's
@@ -16,17 +27,17 @@
 //! - [`run`]: a timed run that returns a [`LoadReport`] (requests, events,
 //!   status counts, latency percentiles).
 //! - [`run_demo_traffic`]: viewers that run until shutdown, for the demo:
-//!   three native viewers for each pixel one.
+//!   half native, a quarter pixel, a quarter Adobe.
 //!
 //! Stopping: once the run's time is up (or shutdown is signalled) no new
 //! request starts; requests in flight get at most [`GRACE`] more.
 
-use crate::viewer::{self, pixel, plan_session, time_scale};
+use crate::viewer::{self, media_collection, pixel, plan_session, time_scale};
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use hyper::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT};
 use hyper::{Method, Request, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -34,6 +45,7 @@ use hyper_util::rt::TokioExecutor;
 use playhead_model::Protocol;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -52,6 +64,9 @@ const MAX_ATTEMPTS: u32 = 5;
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Latencies are recorded in µs up to this; longer ones count as this.
 const MAX_LATENCY_US: u64 = 60_000_000;
+/// New sessions an Adobe player starts after `404`/`410` within one planned
+/// session before it stops tracking it.
+pub const MAX_RESTARTS: u32 = 3;
 
 /// What `playhead load` was asked to do.
 #[derive(Debug, Clone)]
@@ -64,12 +79,16 @@ pub struct LoadOptions {
     /// How long to run.
     pub duration: Duration,
     /// Sent as the native `property`; required by the native protocol.
-    /// Pixel beacons carry none (their pullzone `p` picks the property), so
-    /// it may be empty there.
+    /// Pixel beacons carry none (their pullzone `p` picks the property), nor
+    /// do Adobe players (their report suite does), so it may be empty there.
     pub ingest_key: String,
+    /// `analytics.reportSuite` of the Adobe players (media_collection);
+    /// [`media_collection::DEFAULT_REPORT_SUITE`] unless told otherwise.
+    pub report_suite: String,
     /// Schedule compression: 10 sends ten times faster than real players.
-    /// Native events keep their real-rate `ts`; pixel beacons are timed by
-    /// the server at arrival, so pixel sessions come out `speed` × shorter.
+    /// Native and Adobe events keep their real-rate `ts`; pixel beacons are
+    /// timed by the server at arrival, so pixel sessions come out `speed` ×
+    /// shorter.
     pub speed: f64,
     /// Seeds the viewers; the same seed plans the same sessions.
     pub seed: u64,
@@ -94,10 +113,15 @@ pub struct LoadReport {
     /// HTTP requests sent, retries included.
     pub requests: u64,
     /// Events in bodies the server answered with a 2xx; for pixel, the
-    /// beacons answered with a 2xx.
+    /// beacons answered with a 2xx; for media_collection, the events (one
+    /// per request, `sessionStart` included) answered with a 2xx.
     pub events: u64,
-    /// Sessions started (for pixel: page loads, i.e. `view` beacons planned).
+    /// Sessions started (for pixel: page loads, i.e. `view` beacons planned;
+    /// for media_collection: `sessionStart`s sent, restarts included).
     pub sessions: u64,
+    /// media_collection: new sessions started because the server answered
+    /// an event with `404` or `410`.
+    pub restarts: u64,
     /// Answers by status code (`"202"`, `"503"`, …), plus `"error"` for
     /// connection errors and `"timeout"` for requests that took too long.
     pub statuses: BTreeMap<String, u64>,
@@ -136,7 +160,7 @@ impl fmt::Display for LoadReport {
                 .join("  ")
         };
         let l = &self.latency;
-        writeln!(
+        write!(
             f,
             "protocol  {}, {} viewers, {:.1} s, {} sessions",
             self.protocol,
@@ -144,6 +168,10 @@ impl fmt::Display for LoadReport {
             self.elapsed.as_secs_f64(),
             self.sessions
         )?;
+        if self.restarts > 0 {
+            write!(f, " ({} started over after 404/410)", self.restarts)?;
+        }
+        writeln!(f)?;
         writeln!(
             f,
             "requests  {:>10}  {:>10.1}/s",
@@ -172,9 +200,12 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
         Protocol::Native if opts.ingest_key.is_empty() => {
             bail!("--ingest-key (or PLAYHEAD_INGEST_KEY) is required for --protocol native")
         }
-        Protocol::Native | Protocol::Pixel => {}
+        Protocol::MediaCollection if opts.report_suite.is_empty() => {
+            bail!("--report-suite must not be empty for --protocol media_collection")
+        }
+        Protocol::Native | Protocol::Pixel | Protocol::MediaCollection => {}
         other => bail!(
-            "protocol `{other}` is not implemented yet in `playhead load` (only `native` and `pixel` are)"
+            "protocol `{other}` is not implemented yet in `playhead load` (only `native`, `pixel` and `media_collection` are)"
         ),
     }
     if opts.viewers == 0 {
@@ -183,7 +214,13 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
     if opts.speed.is_nan() || opts.speed <= 0.0 {
         bail!("--speed must be a positive number, not {}", opts.speed);
     }
-    let traffic = Traffic::new(&opts.target, opts.ingest_key, opts.viewers, opts.speed)?;
+    let traffic = Traffic::new(
+        &opts.target,
+        opts.ingest_key,
+        opts.report_suite,
+        opts.viewers,
+        opts.speed,
+    )?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let started = Instant::now();
     let mix = Mix::All(opts.protocol);
@@ -199,17 +236,19 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
 /// Keep `viewers` simulated viewers running against `target` until
 /// `shutdown` turns true (or its sender is dropped); for `playhead demo`.
 /// A quarter of them speak pixel (pullzone [`pixel::DEFAULT_PULLZONE`],
-/// which a zero-config server maps to its `default` property), the rest
-/// native with `ingest_key`, so the demo shows both protocols. Logs nothing
-/// per request: one line when it stops.
+/// which a zero-config server maps to its `default` property), a quarter
+/// are Adobe players (`report_suite`, which a zero-config server maps there
+/// too), the rest native with `ingest_key`, so the demo shows all three
+/// protocols. Logs nothing per request: one line when it stops.
 pub async fn run_demo_traffic(
     target: String,
     ingest_key: String,
+    report_suite: String,
     viewers: usize,
     speed: f64,
     shutdown: watch::Receiver<bool>,
 ) {
-    let traffic = match Traffic::new(&target, ingest_key, viewers.max(1), speed) {
+    let traffic = match Traffic::new(&target, ingest_key, report_suite, viewers.max(1), speed) {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(target = %target, error = %e, "demo traffic not started");
@@ -223,6 +262,7 @@ pub async fn run_demo_traffic(
         requests = tally.requests,
         events = tally.events,
         sessions = tally.sessions,
+        restarts = tally.restarts,
         "demo traffic stopped"
     );
 }
@@ -231,8 +271,8 @@ pub async fn run_demo_traffic(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mix {
     All(Protocol),
-    /// The demo's: the second of every four viewers speaks pixel, the others
-    /// native (so even two viewers show both).
+    /// The demo's: of every four viewers the second speaks pixel, the third
+    /// is an Adobe player, the others native (so three viewers show all three).
     Demo,
 }
 
@@ -241,6 +281,7 @@ impl Mix {
         match self {
             Mix::All(p) => p,
             Mix::Demo if viewer % 4 == 1 => Protocol::Pixel,
+            Mix::Demo if viewer % 4 == 2 => Protocol::MediaCollection,
             Mix::Demo => Protocol::Native,
         }
     }
@@ -249,12 +290,16 @@ impl Mix {
 /// What every viewer shares: where and how to send.
 struct Traffic {
     client: Client<HttpConnector, Full<Bytes>>,
-    /// The target without its trailing `/`: pixel beacon URLs start with it.
+    /// The target without its trailing `/`: pixel beacon and Adobe event
+    /// URLs start with it.
     base: String,
     /// `POST /v1/events`.
     native_uri: Uri,
+    /// `POST /api/v1/sessions`.
+    sessions_uri: Uri,
     ingest_key: String,
     pullzone: String,
+    report_suite: String,
     speed: f64,
 }
 
@@ -270,10 +315,19 @@ struct Outgoing {
     events: u64,
 }
 
+/// How a delivered request ended (after any `503` retries).
+struct Delivered {
+    /// The last answer's status; `None` after a connection error or timeout.
+    status: Option<u16>,
+    /// Its `Location` header.
+    location: Option<String>,
+}
+
 impl Traffic {
     fn new(
         target: &str,
         ingest_key: String,
+        report_suite: String,
         viewers: usize,
         speed: f64,
     ) -> anyhow::Result<Arc<Traffic>> {
@@ -290,12 +344,18 @@ impl Traffic {
             .pool_max_idle_per_host(viewers)
             .build(connector);
         let speed = if speed > 0.0 { speed } else { 1.0 };
+        let base = target.trim_end_matches('/').to_owned();
+        let sessions_uri = format!("{base}/api/v1/sessions")
+            .parse()
+            .with_context(|| format!("bad target URL `{target}`"))?;
         Ok(Arc::new(Traffic {
             client,
-            base: target.trim_end_matches('/').to_owned(),
+            base,
             native_uri,
+            sessions_uri,
             ingest_key,
             pullzone: pixel::DEFAULT_PULLZONE.to_owned(),
+            report_suite,
             speed,
         }))
     }
@@ -354,6 +414,9 @@ impl Traffic {
         if signals.sleep_until(Instant::now() + first).await {
             match protocol {
                 Protocol::Pixel => self.pixel_visits(rng, &mut tally, &mut signals).await,
+                Protocol::MediaCollection => {
+                    self.media_sessions(rng, &mut tally, &mut signals).await;
+                }
                 _ => self.native_sessions(rng, &mut tally, &mut signals).await,
             }
         }
@@ -382,7 +445,7 @@ impl Traffic {
                     body: Bytes::from(request.body.to_string()),
                     events: request.events().len() as u64,
                 };
-                if !self.deliver(&outgoing, tally, signals).await {
+                if self.deliver(&outgoing, tally, signals).await.is_none() {
                     return;
                 }
             }
@@ -422,7 +485,7 @@ impl Traffic {
                     body: Bytes::new(),
                     events: 1,
                 };
-                if !self.deliver(&outgoing, tally, signals).await {
+                if self.deliver(&outgoing, tally, signals).await.is_none() {
                     return;
                 }
             }
@@ -435,8 +498,140 @@ impl Traffic {
         }
     }
 
-    /// Send one request, retrying it after a `503` as told. False once stopped.
-    async fn deliver(&self, out: &Outgoing, tally: &mut Tally, signals: &mut Signals) -> bool {
+    /// Adobe-instrumented players: one session after the other, each one's
+    /// events sent in order with one request in flight, until stopped.
+    async fn media_sessions(&self, mut rng: StdRng, tally: &mut Tally, signals: &mut Signals) {
+        loop {
+            let started = Instant::now();
+            let mut plan = media_collection::plan_session(&mut rng, epoch_ms());
+            plan.set_report_suite(&self.report_suite);
+            let user_agent = plan.user_agent;
+            let mut events_uri: Option<Uri> = None;
+            let mut restarts_left = MAX_RESTARTS;
+            for (i, event) in plan.events.iter().enumerate() {
+                if !signals
+                    .sleep_until(started + event.send_at(self.speed))
+                    .await
+                {
+                    return;
+                }
+                if i == 0 {
+                    tally.sessions += 1;
+                    match self
+                        .start_media_session(&event.body, user_agent, tally, signals)
+                        .await
+                    {
+                        None => return,
+                        Some(None) => break,
+                        Some(uri) => events_uri = uri,
+                    }
+                    continue;
+                }
+                let Some(uri) = events_uri.clone() else {
+                    break;
+                };
+                let outgoing = media_event(uri, &event.body, user_agent);
+                let Some(answer) = self.deliver(&outgoing, tally, signals).await else {
+                    return;
+                };
+                let gone = matches!(answer.status, Some(404 | 410));
+                if !gone || event.is_close() {
+                    continue;
+                }
+                if restarts_left == 0 {
+                    // Gives up tracking this view.
+                    break;
+                }
+                // The server lost or closed the session: start a new one here.
+                restarts_left -= 1;
+                tally.sessions += 1;
+                tally.restarts += 1;
+                let restart = plan.restart_body(event);
+                let uri = match self
+                    .start_media_session(&restart, user_agent, tally, signals)
+                    .await
+                {
+                    None => return,
+                    Some(None) => break,
+                    Some(Some(uri)) => uri,
+                };
+                events_uri = Some(uri.clone());
+                if event.content_playing && event.event_type() != "play" {
+                    let play = media_event(uri.clone(), &plan.restart_play_body(event), user_agent);
+                    if self.deliver(&play, tally, signals).await.is_none() {
+                        return;
+                    }
+                }
+                if self
+                    .deliver(&outgoing_to(outgoing, uri), tally, signals)
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
+            }
+            // The viewer stays until the session's planned end, tracked or not.
+            if !signals
+                .sleep_until(started + time_scale(plan.end_ms(), self.speed))
+                .await
+            {
+                return;
+            }
+        }
+    }
+
+    /// `POST /api/v1/sessions` with a `sessionStart`: the URI of the new
+    /// session's events, from `Location`; `Some(None)` when the server did
+    /// not open one; `None` once stopped.
+    async fn start_media_session(
+        &self,
+        body: &Value,
+        user_agent: &'static str,
+        tally: &mut Tally,
+        signals: &mut Signals,
+    ) -> Option<Option<Uri>> {
+        let outgoing = Outgoing {
+            method: Method::POST,
+            uri: self.sessions_uri.clone(),
+            user_agent,
+            content_type: Some("application/json"),
+            body: Bytes::from(body.to_string()),
+            events: 1,
+        };
+        let answer = self.deliver(&outgoing, tally, signals).await?;
+        let opened = answer.status.is_some_and(|s| (200..300).contains(&s));
+        Some(
+            answer
+                .location
+                .filter(|_| opened)
+                .and_then(|l| self.events_uri(&l)),
+        )
+    }
+
+    /// `{Location}/events`, the `Location` relative to the target or absolute.
+    fn events_uri(&self, location: &str) -> Option<Uri> {
+        let location = location.trim_end_matches('/');
+        let url = if location.starts_with("http://") || location.starts_with("https://") {
+            format!("{location}/events")
+        } else if location.starts_with('/') {
+            format!("{}{location}/events", self.base)
+        } else {
+            format!("{}/{location}/events", self.base)
+        };
+        url.parse().ok()
+    }
+
+    /// Send one request, retrying it after a `503` as told. `None` once stopped.
+    async fn deliver(
+        &self,
+        out: &Outgoing,
+        tally: &mut Tally,
+        signals: &mut Signals,
+    ) -> Option<Delivered> {
+        let mut last = Delivered {
+            status: None,
+            location: None,
+        };
         for _ in 0..MAX_ATTEMPTS {
             let outcome = self.send(out, signals).await;
             let label = match &outcome {
@@ -451,25 +646,33 @@ impl Traffic {
             };
             tally.count(&label);
             match outcome {
-                Outcome::Answered { status, .. } if (200..300).contains(&status) => {
-                    tally.events += out.events;
-                    return true;
-                }
                 Outcome::Answered {
                     status: 503,
                     retry_after,
                     ..
                 } => {
+                    last.status = Some(503);
                     let wait = retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
                     if !signals.sleep_until(Instant::now() + wait).await {
-                        return false;
+                        return None;
                     }
                 }
-                Outcome::Timeout if signals.is_aborted() => return false,
-                _ => return true,
+                Outcome::Answered {
+                    status, location, ..
+                } => {
+                    if (200..300).contains(&status) {
+                        tally.events += out.events;
+                    }
+                    return Some(Delivered {
+                        status: Some(status),
+                        location,
+                    });
+                }
+                Outcome::Timeout if signals.is_aborted() => return None,
+                Outcome::Error | Outcome::Timeout => return Some(last),
             }
         }
-        true
+        Some(last)
     }
 
     /// One HTTP attempt, body read to the end so the connection is reused.
@@ -493,15 +696,21 @@ impl Traffic {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             response.into_body().collect().await.ok()?;
-            Some((status, retry_after))
+            Some((status, retry_after, location))
         };
         tokio::select! {
             biased;
             answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange) => match answer {
-                Ok(Some((status, retry_after))) => Outcome::Answered {
+                Ok(Some((status, retry_after, location))) => Outcome::Answered {
                     status,
                     retry_after,
+                    location,
                     latency: started.elapsed(),
                 },
                 Ok(None) => Outcome::Error,
@@ -510,6 +719,23 @@ impl Traffic {
             () = fired(&mut signals.abort) => Outcome::Timeout,
         }
     }
+}
+
+/// One Adobe event (not `sessionStart`) to its session's events URI.
+fn media_event(uri: Uri, body: &Value, user_agent: &'static str) -> Outgoing {
+    Outgoing {
+        method: Method::POST,
+        uri,
+        user_agent,
+        content_type: Some("application/json"),
+        body: Bytes::from(body.to_string()),
+        events: 1,
+    }
+}
+
+/// The same request, to another URI.
+fn outgoing_to(out: Outgoing, uri: Uri) -> Outgoing {
+    Outgoing { uri, ..out }
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not used by Playhead).
@@ -527,6 +753,7 @@ enum Outcome {
     Answered {
         status: u16,
         retry_after: Option<Duration>,
+        location: Option<String>,
         latency: Duration,
     },
     Error,
@@ -573,6 +800,7 @@ struct Tally {
     requests: u64,
     events: u64,
     sessions: u64,
+    restarts: u64,
     statuses: BTreeMap<String, u64>,
     latency_us: Histogram<u64>,
 }
@@ -583,6 +811,7 @@ impl Tally {
             requests: 0,
             events: 0,
             sessions: 0,
+            restarts: 0,
             statuses: BTreeMap::new(),
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("constant histogram bounds are valid"),
@@ -604,6 +833,7 @@ impl Tally {
         self.requests += other.requests;
         self.events += other.events;
         self.sessions += other.sessions;
+        self.restarts += other.restarts;
         for (status, n) in &other.statuses {
             *self.statuses.entry(status.clone()).or_default() += n;
         }
@@ -632,6 +862,7 @@ impl Tally {
             requests: self.requests,
             events: self.events,
             sessions: self.sessions,
+            restarts: self.restarts,
             statuses: self.statuses.clone(),
             latency,
         }
@@ -653,6 +884,8 @@ mod tests {
     use tokio::net::TcpListener;
 
     const KEY: &str = "ik_load_test";
+    /// The Adobe players' `analytics.reportSuite`.
+    const SUITE: &str = "rs-load-test";
     /// The test server refuses pixel beacons of this (popular) video with a
     /// `400`, as Playhead refuses a bad beacon, so a run sees non-2xx answers.
     const REFUSED_VIDEO: &str = "football-highlights-w12";
@@ -672,6 +905,61 @@ mod tests {
         bodies: HashMap<Bytes, u32>,
         answered_503: u64,
         pixel: PixelSeen,
+        media: MediaSeen,
+    }
+
+    /// What the test server saw of the Media Collection API.
+    #[derive(Default)]
+    struct MediaSeen {
+        /// Requests to `/api/v1/...`.
+        requests: u64,
+        /// Sessions opened (`201`), restarts included.
+        sessions: u64,
+        /// Of those, a player starting over after a `410`: `media.resume`,
+        /// same viewer and video, at the refused event's time.
+        restarted: u64,
+        /// Refused with `410`, not started over yet: (viewer, video, ts).
+        gone: HashSet<(String, String, i64)>,
+        /// Events answered 201 or 204.
+        accepted: u64,
+        answered_410: u64,
+        answered_503: u64,
+        /// Requests that repeated a request answered 503.
+        retried: u64,
+        /// Requests answered 503 and not repeated yet (path and body).
+        shed: HashSet<(String, Bytes)>,
+        /// By sid.
+        sessions_by_sid: HashMap<String, MediaSession>,
+        /// Requests being answered, by sid: a player has at most one.
+        in_flight: HashMap<String, u32>,
+        /// Events by `eventType`.
+        by_type: HashMap<String, u64>,
+        /// For each restart, the first event posted to the new session.
+        after_restart: Vec<String>,
+    }
+
+    #[derive(Default)]
+    struct MediaSession {
+        /// Events posted to it (not counting `sessionStart`).
+        events: u64,
+        last_ts: i64,
+        closed: bool,
+        /// Opened by a player starting over.
+        restart: bool,
+        /// `visitor.marketingCloudUserId` and `media.id`.
+        viewer: String,
+        video: String,
+    }
+
+    /// How the test server answers.
+    #[derive(Clone, Copy, Default)]
+    struct Mode {
+        /// The first delivery of every body (native, Adobe) or URL (pixel)
+        /// is answered `503 Retry-After: 0`.
+        shed_first_try: bool,
+        /// The n-th event posted to a session a player opened (not one it
+        /// started over with) is answered `410`, unless it closes the session.
+        gone_at: Option<u64>,
     }
 
     /// What the test server saw of pixel beacons.
@@ -727,11 +1015,21 @@ mod tests {
             && params.contains_key("referrer")
     }
 
-    /// A server on 127.0.0.1:0 with `POST /v1/events` (`202`) and the pixel
-    /// routes (`200` + GIF for GET, `204` for POST). With `shed_first_try`,
-    /// the first delivery of every body (native) or URL (pixel) is answered
+    /// A server on 127.0.0.1:0 with `POST /v1/events` (`202`), the pixel
+    /// routes (`200` + GIF for GET, `204` for POST) and the Media Collection
+    /// API (`201` + `Location`, `204`). With `shed_first_try`, the first
+    /// delivery of every body (native, Adobe) or URL (pixel) is answered
     /// `503 Retry-After: 0`.
     async fn server(shed_first_try: bool) -> (SocketAddr, Arc<Mutex<Seen>>) {
+        server_with(Mode {
+            shed_first_try,
+            ..Mode::default()
+        })
+        .await
+    }
+
+    async fn server_with(mode: Mode) -> (SocketAddr, Arc<Mutex<Seen>>) {
+        let shed_first_try = mode.shed_first_try;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -750,6 +1048,19 @@ mod tests {
                             let path = req.uri().path().to_owned();
                             let query = req.uri().query().unwrap_or("").to_owned();
                             let ua_ok = req.headers().contains_key(USER_AGENT);
+                            let json_ok = req
+                                .headers()
+                                .get(CONTENT_TYPE)
+                                .is_some_and(|v| v == "application/json");
+                            let sid = media_sid(&path).map(str::to_owned);
+                            if let Some(sid) = &sid {
+                                let mut seen = state.lock().unwrap();
+                                let n = seen.media.in_flight.entry(sid.clone()).or_default();
+                                *n += 1;
+                                if *n > 1 {
+                                    seen.bad.push(format!("two requests in flight on {sid}"));
+                                }
+                            }
                             let body = req
                                 .into_body()
                                 .collect()
@@ -757,6 +1068,27 @@ mod tests {
                                 .map(|b| b.to_bytes())
                                 .unwrap_or_default();
                             let mut seen = state.lock().unwrap();
+                            if path.starts_with("/api/v1/") {
+                                let request_ok = method == Method::POST && ua_ok && json_ok;
+                                let (status, location) =
+                                    media(&mut seen, mode, request_ok, &path, body);
+                                if let Some(sid) = &sid {
+                                    if let Some(n) = seen.media.in_flight.get_mut(sid) {
+                                        *n -= 1;
+                                    }
+                                }
+                                let mut resp = Response::new(Full::new(Bytes::new()));
+                                *resp.status_mut() = status;
+                                if let Some(l) = location {
+                                    resp.headers_mut()
+                                        .insert(LOCATION, HeaderValue::from_str(&l).unwrap());
+                                }
+                                if status == StatusCode::SERVICE_UNAVAILABLE {
+                                    resp.headers_mut()
+                                        .insert(RETRY_AFTER, HeaderValue::from_static("0"));
+                                }
+                                return Ok::<_, Infallible>(resp);
+                            }
                             let status = if path == "/v1/events" {
                                 native(
                                     &mut seen,
@@ -796,6 +1128,100 @@ mod tests {
             }
         });
         (addr, seen)
+    }
+
+    /// The sid of `/api/v1/sessions/{sid}/events`.
+    fn media_sid(path: &str) -> Option<&str> {
+        path.strip_prefix("/api/v1/sessions/")?
+            .strip_suffix("/events")
+    }
+
+    /// `POST /api/v1/sessions` and `/api/v1/sessions/{sid}/events`: every
+    /// body must be an event the real decoder accepts, each session's events
+    /// in `ts` order and none after its close.
+    fn media(
+        seen: &mut Seen,
+        mode: Mode,
+        request_ok: bool,
+        path: &str,
+        body: Bytes,
+    ) -> (StatusCode, Option<String>) {
+        use playhead_protocols::media_collection::decode_event;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let json: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let m = &mut seen.media;
+        m.requests += 1;
+        if let Err(e) = decode_event(&json, 0, 0) {
+            seen.bad.push(format!("{path}: {e}: {text}"));
+            return (StatusCode::BAD_REQUEST, None);
+        }
+        if !request_ok {
+            seen.bad
+                .push(format!("{path}: not a JSON POST with a User-Agent"));
+        }
+        let kind = json["eventType"].as_str().unwrap_or("").to_owned();
+        if mode.shed_first_try {
+            let key = (path.to_owned(), body);
+            if !m.shed.remove(&key) {
+                m.shed.insert(key);
+                m.answered_503 += 1;
+                return (StatusCode::SERVICE_UNAVAILABLE, None);
+            }
+            m.retried += 1;
+        }
+        *m.by_type.entry(kind.clone()).or_default() += 1;
+        let ts = json["playerTime"]["ts"].as_i64().unwrap_or_default();
+        if path == "/api/v1/sessions" {
+            if kind != "sessionStart" {
+                seen.bad.push(format!("{kind} to /api/v1/sessions"));
+                return (StatusCode::BAD_REQUEST, None);
+            }
+            if json["params"]["analytics.reportSuite"] != SUITE {
+                seen.bad.push(format!("report suite: {text}"));
+            }
+            m.sessions += 1;
+            let param = |k: &str| json["params"][k].as_str().unwrap_or("").to_owned();
+            let (viewer, video) = (param("visitor.marketingCloudUserId"), param("media.id"));
+            let restart = json["params"]["media.resume"] == true
+                && m.gone.remove(&(viewer.clone(), video.clone(), ts));
+            m.restarted += u64::from(restart);
+            let sid = format!("{:064x}", m.sessions);
+            m.sessions_by_sid.insert(
+                sid.clone(),
+                MediaSession {
+                    last_ts: ts,
+                    restart,
+                    viewer,
+                    video,
+                    ..MediaSession::default()
+                },
+            );
+            m.accepted += 1;
+            return (StatusCode::CREATED, Some(format!("/api/v1/sessions/{sid}")));
+        }
+        let Some(session) = media_sid(path).and_then(|sid| m.sessions_by_sid.get_mut(sid)) else {
+            seen.bad.push(format!("unknown session: {path}"));
+            return (StatusCode::NOT_FOUND, None);
+        };
+        if kind == "sessionStart" || session.closed || ts < session.last_ts {
+            seen.bad.push(format!("{path}: out of turn: {text}"));
+        }
+        session.last_ts = ts;
+        session.events += 1;
+        if session.restart && session.events == 1 {
+            m.after_restart.push(kind.clone());
+        }
+        let closes = kind == "sessionComplete" || kind == "sessionEnd";
+        if !session.restart && !closes && mode.gone_at == Some(session.events) {
+            session.closed = true;
+            m.answered_410 += 1;
+            m.gone
+                .insert((session.viewer.clone(), session.video.clone(), ts));
+            return (StatusCode::GONE, None);
+        }
+        session.closed |= closes;
+        m.accepted += 1;
+        (StatusCode::NO_CONTENT, None)
     }
 
     /// `POST /v1/events`.
@@ -868,6 +1294,7 @@ mod tests {
             viewers: 20,
             duration,
             ingest_key: KEY.to_owned(),
+            report_suite: SUITE.to_owned(),
             speed: 50.0,
             seed: 1,
         }
@@ -877,6 +1304,15 @@ mod tests {
         LoadOptions {
             protocol: Protocol::Pixel,
             // Pixel needs no ingest key.
+            ingest_key: String::new(),
+            ..options(addr, duration)
+        }
+    }
+
+    fn media_options(addr: SocketAddr, duration: Duration) -> LoadOptions {
+        LoadOptions {
+            protocol: Protocol::MediaCollection,
+            // Adobe players need no ingest key: the report suite picks the property.
             ingest_key: String::new(),
             ..options(addr, duration)
         }
@@ -1011,12 +1447,177 @@ mod tests {
     #[tokio::test]
     async fn other_protocols_are_not_implemented_yet() {
         let mut opts = options("127.0.0.1:9".parse().unwrap(), Duration::from_secs(1));
-        opts.protocol = Protocol::MediaCollection;
+        opts.protocol = Protocol::Ping;
         let err = run(opts).await.unwrap_err().to_string();
         assert!(
-            err.contains("media_collection") && err.contains("not implemented"),
+            err.contains("ping") && err.contains("not implemented"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn media_collection_needs_a_report_suite() {
+        let mut opts = media_options("127.0.0.1:9".parse().unwrap(), Duration::from_secs(1));
+        opts.report_suite = String::new();
+        let err = run(opts).await.unwrap_err().to_string();
+        assert!(err.contains("--report-suite"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_short_media_collection_run_opens_sessions_and_posts_events() {
+        let (addr, seen) = server(false).await;
+        let report = bounded(run(media_options(addr, Duration::from_secs(2))))
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        let m = &seen.media;
+
+        assert!(seen.bad.is_empty(), "bad requests: {:?}", seen.bad.first());
+        assert_eq!(seen.requests + seen.pixel.requests, 0, "other protocols");
+        assert_eq!(m.requests, report.requests, "{report}");
+        let status = |s: &str| report.statuses.get(s).copied().unwrap_or(0);
+        assert_eq!(
+            report.statuses.keys().collect::<Vec<_>>(),
+            ["201", "204"],
+            "{report}"
+        );
+        // One sessionStart per session, answered 201 with a Location the
+        // player followed.
+        assert!(report.sessions >= 20, "{report}");
+        assert_eq!(status("201"), report.sessions, "{report}");
+        assert_eq!(m.sessions, report.sessions);
+        assert_eq!(report.restarts, 0);
+        // One event per request, every one answered 2xx.
+        assert_eq!(report.events, report.requests, "{report}");
+        assert_eq!(report.events, m.accepted);
+        for kind in ["sessionStart", "play", "ping", "bitrateChange"] {
+            assert!(m.by_type.get(kind).is_some_and(|n| *n > 0), "no `{kind}`");
+        }
+        let closes = ["sessionEnd", "sessionComplete"]
+            .iter()
+            .filter_map(|k| m.by_type.get(*k))
+            .sum::<u64>();
+        assert!(closes > 0, "{:?}", m.by_type);
+        // Pings (every 10 s of content, every second of ads) dominate.
+        assert!(m.by_type["ping"] > m.by_type["play"], "{:?}", m.by_type);
+        assert!(report.to_string().contains("201: "), "{report}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_player_starts_a_new_session_after_410() {
+        let (addr, seen) = server_with(Mode {
+            gone_at: Some(3),
+            ..Mode::default()
+        })
+        .await;
+        let report = bounded(run(media_options(addr, Duration::from_secs(2))))
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        let m = &seen.media;
+
+        assert!(seen.bad.is_empty(), "bad requests: {:?}", seen.bad.first());
+        let status = |s: &str| report.statuses.get(s).copied().unwrap_or(0);
+        assert!(report.restarts > 0, "{report}");
+        // Every 410 made the player start over, with `media.resume`, once.
+        assert_eq!(status("410"), m.answered_410, "{report}");
+        assert_eq!(report.restarts, m.answered_410, "{report}");
+        assert_eq!(report.restarts, m.restarted, "{report}");
+        assert!(m.gone.is_empty(), "410s not followed by a new session");
+        assert_eq!(report.sessions, m.sessions, "{report}");
+        assert_eq!(status("201"), m.sessions, "{report}");
+        // The new session goes on where the old one stopped.
+        assert!(!m.after_restart.is_empty());
+        assert!(
+            m.after_restart.iter().all(|k| k != "sessionStart"),
+            "{:?}",
+            m.after_restart
+        );
+        // Only 2xx answers count as events.
+        assert_eq!(report.events, status("201") + status("204"), "{report}");
+        assert_eq!(report.events, m.accepted);
+        assert_eq!(report.requests, report.events + status("410"), "{report}");
+        assert!(report.to_string().contains("started over"), "{report}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_503_is_retried_with_the_same_event() {
+        let (addr, seen) = server(true).await;
+        let report = bounded(run(media_options(addr, Duration::from_secs(1))))
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        let m = &seen.media;
+
+        assert!(seen.bad.is_empty(), "bad requests: {:?}", seen.bad.first());
+        let shed = report.statuses.get("503").copied().unwrap_or(0);
+        assert_eq!(shed, m.answered_503, "{report}");
+        assert!(m.retried > 0, "{report}");
+        // Every answered event was first shed, then sent again as is.
+        assert_eq!(m.retried, m.accepted, "{report}");
+        assert_eq!(report.events, m.accepted);
+        // At most one request per viewer was left unretried when the run stopped.
+        assert!(shed - m.retried <= 20, "{report}");
+    }
+
+    /// The real server (`playhead_server::app` on a SQLite store): every
+    /// request the Adobe players send is accepted, and their sessions show
+    /// up as `media_collection` views.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn adobe_players_against_the_real_server() {
+        use playhead_server::{app, AppState, ServerConfig, SystemClock};
+        use playhead_store::{FsyncPolicy, SqliteStore};
+
+        const READ: &str = "rk_load_test_0123456789";
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        let state = AppState::start(
+            ServerConfig::single("default", KEY, READ),
+            Arc::new(store),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app(state)).await });
+
+        let mut opts = media_options(addr, Duration::from_secs(3));
+        opts.viewers = 10;
+        opts.speed = 100.0;
+        let report = bounded(run(opts)).await.unwrap();
+        let status = |s: &str| report.statuses.get(s).copied().unwrap_or(0);
+        assert_eq!(
+            report.statuses.keys().collect::<Vec<_>>(),
+            ["201", "204"],
+            "{report}"
+        );
+        assert_eq!(report.events, report.requests, "{report}");
+        assert_eq!(status("201"), report.sessions, "{report}");
+        assert!(report.sessions >= 10, "{report}");
+
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let request = Request::get(format!(
+            "http://{addr}/data/v1/metrics/breakdown?metric=views&by=protocol"
+        ))
+        .header("Authorization", format!("Bearer {READ}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let breakdown: Value = serde_json::from_slice(&body).unwrap();
+        let rows = breakdown["rows"].as_array().unwrap();
+        let media = rows
+            .iter()
+            .find(|r| r["key"] == "media_collection")
+            .unwrap_or_else(|| panic!("no media_collection views: {breakdown}"));
+        assert_eq!(
+            media["views"].as_u64(),
+            Some(report.sessions),
+            "{breakdown}"
+        );
+        server.abort();
     }
 
     #[tokio::test]
@@ -1027,33 +1628,36 @@ mod tests {
     }
 
     #[test]
-    fn a_quarter_of_the_demo_viewers_speak_pixel() {
-        let pixel = (0..40)
-            .filter(|i| Mix::Demo.protocol_of(*i) == Protocol::Pixel)
-            .count();
-        assert_eq!(pixel, 10);
+    fn the_demo_is_half_native_a_quarter_pixel_a_quarter_adobe() {
+        let count = |p: Protocol| (0..40).filter(|i| Mix::Demo.protocol_of(*i) == p).count();
+        assert_eq!(count(Protocol::Native), 20);
+        assert_eq!(count(Protocol::Pixel), 10);
+        assert_eq!(count(Protocol::MediaCollection), 10);
+        // Three viewers show all three.
         assert_eq!(Mix::Demo.protocol_of(0), Protocol::Native);
         assert_eq!(Mix::Demo.protocol_of(1), Protocol::Pixel);
+        assert_eq!(Mix::Demo.protocol_of(2), Protocol::MediaCollection);
         assert_eq!(Mix::All(Protocol::Pixel).protocol_of(0), Protocol::Pixel);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn demo_traffic_speaks_native_and_pixel_until_shutdown() {
+    async fn demo_traffic_speaks_every_protocol_until_shutdown() {
         let (addr, seen) = server(false).await;
         let (tx, rx) = watch::channel(false);
         let demo = tokio::spawn(run_demo_traffic(
             format!("http://{addr}"),
             KEY.to_owned(),
+            SUITE.to_owned(),
             5,
             1000.0,
             rx,
         ));
-        // Wait (bounded) until both protocols arrived, then shut down.
+        // Wait (bounded) until every protocol arrived, then shut down.
         bounded(async {
             loop {
                 {
                     let seen = seen.lock().unwrap();
-                    if seen.requests > 0 && seen.pixel.requests > 0 {
+                    if seen.requests > 0 && seen.pixel.requests > 0 && seen.media.requests > 0 {
                         break;
                     }
                 }

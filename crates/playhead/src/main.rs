@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use playhead::config::{LogFormat, Overrides, Settings, ZeroConfigKeys};
 use playhead::load::{self, LoadOptions};
+use playhead::viewer::media_collection::DEFAULT_REPORT_SUITE;
 use playhead_model::Protocol;
 use playhead_server::{app, AppState, Property, SystemClock};
 use playhead_store::SqliteStore;
@@ -49,7 +50,8 @@ enum Command {
         /// Data directory [default: ./playhead-demo-data].
         #[arg(long, default_value = "./playhead-demo-data")]
         data_dir: PathBuf,
-        /// Simulated viewers watching at any time (a quarter of them pixel, the rest native).
+        /// Simulated viewers watching at any time (half native, a quarter
+        /// pixel, a quarter Adobe Media Collection).
         #[arg(long, default_value_t = 40)]
         viewers: usize,
         /// How much faster than real time the viewers send.
@@ -71,12 +73,18 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         duration: u64,
         /// The property's ingest key; required for native, unused by pixel
-        /// (its pullzone picks the property).
+        /// (its pullzone picks the property) and media_collection (its
+        /// report suite does).
         #[arg(long, env = "PLAYHEAD_INGEST_KEY")]
         ingest_key: Option<String>,
-        /// Speed-up of the viewers' real cadence (1 = real time). Pixel
-        /// beacons carry no client time, so pixel sessions come out this
-        /// many times shorter on the server.
+        /// `analytics.reportSuite` the media_collection players send (it
+        /// picks the property; a zero-config server takes any).
+        #[arg(long, default_value = DEFAULT_REPORT_SUITE)]
+        report_suite: String,
+        /// Speed-up of the viewers' real cadence (1 = real time). Native and
+        /// Adobe events keep real-rate times; pixel beacons carry no client
+        /// time, so pixel sessions come out this many times shorter on the
+        /// server.
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
         /// Random seed of the simulated population.
@@ -125,6 +133,7 @@ fn main() -> anyhow::Result<()> {
             viewers,
             duration,
             ingest_key,
+            report_suite,
             speed,
             seed,
         } => {
@@ -136,6 +145,7 @@ fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(duration),
                 // `load::run` says when the protocol needs it.
                 ingest_key: ingest_key.unwrap_or_default(),
+                report_suite,
                 speed,
                 seed,
             }))?;
@@ -178,6 +188,13 @@ async fn serve(mut settings: Settings, demo: Option<(usize, f64)>) -> anyhow::Re
         }
     }
     let ingest_key = settings.server.properties[0].ingest_key.clone();
+    // The demo's Adobe players send a suite the first property claims (any
+    // suite reaches a catch-all property).
+    let report_suite = settings.server.properties[0]
+        .report_suites
+        .first()
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_REPORT_SUITE.to_owned());
     let store = SqliteStore::open(&settings.data_dir, settings.fsync)
         .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
     let state = AppState::start(
@@ -211,6 +228,7 @@ async fn serve(mut settings: Settings, demo: Option<(usize, f64)>) -> anyhow::Re
         tokio::spawn(load::run_demo_traffic(
             format!("http://{addr}"),
             ingest_key,
+            report_suite,
             viewers,
             speed,
             stop_rx.clone(),

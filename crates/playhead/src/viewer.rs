@@ -1,5 +1,6 @@
-//! Simulated viewers speaking the native protocol (`spec/protocols.md` §6)
-//! and, in [`pixel`], Panda Video's pixel beacons (§1).
+//! Simulated viewers speaking the native protocol (`spec/protocols.md` §6),
+//! in [`pixel`] Panda Video's pixel beacons (§1), and in [`media_collection`]
+//! Adobe's Media Collection API (§2).
 //!
 //! A session is planned up front, with no IO and no clock, from a random
 //! number generator and a start time: [`plan_session`] draws who watches what
@@ -1778,6 +1779,1314 @@ pub mod pixel {
                     channel.id
                 )
             );
+        }
+    }
+}
+
+pub mod media_collection {
+    //! Simulated players instrumented for Adobe Media Analytics, speaking the
+    //! Media Collection API (`spec/protocols.md` §2).
+    //!
+    //! A session is planned like a native view, from the same population
+    //! ([`ViewerPlan::draw`]: viewers, devices, videos, fates, ad breaks), and
+    //! played out into the events the player posts, one event per request:
+    //! - `sessionStart` first (it is the body of `POST /api/v1/sessions`; the
+    //!   others go to the `Location` it answers with), with the required
+    //!   params, a report suite ([`DEFAULT_REPORT_SUITE`] until
+    //!   [`AdobeSessionPlan::set_report_suite`]), the viewer's ECID
+    //!   (`visitor.marketingCloudUserId`, 38 digits, from the same skewed pool
+    //!   as the native viewers, so unique viewers stay below views), standard
+    //!   metadata (`media.genre`, `media.network`, `media.show`, …) and
+    //!   `customMetadata` (CDN, subscription, player version, referrer);
+    //! - `play` at the first frame, after the startup time, and sometimes
+    //!   with `qoeData."media.qoe.timeToStart"`; a `bitrateChange` with
+    //!   `qoeData."media.qoe.bitrate"` for the first rendition and every switch;
+    //! - `ping` on a timer that starts with playback and runs whatever else
+    //!   is sent (pauses and stalls included, as the vendor asks): every
+    //!   [`CONTENT_PING_MS`] on content and every [`AD_PING_MS`] inside an ad
+    //!   break, the timer restarting at `adBreakStart` and `adBreakComplete`;
+    //! - there is no resume event: `bufferStart` … `play` for a stall,
+    //!   `pauseStart` … `play` for a pause, and a seek is `pauseStart` then
+    //!   `play` at another playhead; rarely the picture freezes with nothing
+    //!   reported but the pings, whose unmoving playhead is the vendor's
+    //!   stall rule;
+    //! - ad breaks as preroll (pod 0) or midroll (pod 1): `adBreakStart`,
+    //!   then per ad `adStart`, `play`, `adComplete` or `adSkip`, then
+    //!   `adBreakComplete` and `play` for the content; the playhead stays at
+    //!   the content position during ads;
+    //! - chapters on titles of 10 min or more: `chapterStart` when the
+    //!   playhead enters one, `chapterComplete` at its end, `chapterSkip`
+    //!   when a seek leaves it;
+    //! - `stateStart`/`stateEnd` (`fullscreen`, `mute`, `closedCaptioning`);
+    //! - `error`s with either spelling of the error id: recoverable ones
+    //!   followed by `play`, fatal ones by `sessionEnd` only;
+    //! - a few sessions resume a title (`media.resume`, starting mid-way);
+    //! - `sessionComplete` when the content ends, `sessionEnd` when the
+    //!   viewer leaves (or after a fatal error, or before the first frame).
+    //!
+    //! Live content reports the second of the day as its playhead and
+    //! [`LIVE_LENGTH_S`] as its length. Event times are the session's start
+    //! plus its own (real-rate) time, as for native viewers; a load run's
+    //! `speed` compresses only when the requests leave.
+
+    use super::{
+        splitmix, time_scale, AdBreakPlan, AdSlot, DeviceClass, Fate, Motion, Video, ViewerPlan,
+        ADS, LADDER,
+    };
+    use rand::Rng;
+    use serde_json::{json, Map, Value};
+    use std::time::Duration;
+
+    /// `analytics.reportSuite` unless told otherwise; a zero-config server
+    /// maps any suite to its `default` property.
+    pub const DEFAULT_REPORT_SUITE: &str = "playhead-demo";
+    /// `analytics.trackingServer`: required, not used by Playhead.
+    pub const TRACKING_SERVER: &str = "playhead-demo.hb-api.omtrdc.net";
+    /// `visitor.marketingCloudOrgId`: required, not used by Playhead.
+    pub const MARKETING_CLOUD_ORG_ID: &str = "6D9A2C1F5E3B4A7D8C0E1F2A@AdobeOrg";
+    /// The ping interval on main content, ms.
+    pub const CONTENT_PING_MS: i64 = 10_000;
+    /// The ping interval inside an ad break, ms.
+    pub const AD_PING_MS: i64 = 1_000;
+    /// `media.length` of live content (a day of seconds, the vendor's default).
+    pub const LIVE_LENGTH_S: u32 = 86_400;
+    /// `media.ad.playerName`.
+    const AD_PLAYER: &str = "Google IMA";
+    /// Titles at least this long (s) have chapters.
+    const CHAPTERS_FROM_S: u32 = 600;
+    /// Keeps the ECIDs apart from the other viewers' ids.
+    const VIEWER_SALT: u64 = 0x6164_6f62_655f_6d63;
+    /// The player states toggled with `stateStart`/`stateEnd`, with their weights.
+    const STATES: [(&str, u32); 3] = [("fullscreen", 6), ("mute", 3), ("closedCaptioning", 1)];
+
+    /// One event of a session: one request.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct PlannedEvent {
+        /// Send time, ms after the session's start, at real rate (`playerTime.ts`
+        /// is the session's start plus this).
+        pub at_ms: i64,
+        /// The JSON body.
+        pub body: Value,
+        /// Main content was playing when it was sent: a player that has to
+        /// start a new session there (`404`/`410`) sends `play` after the
+        /// new `sessionStart`.
+        pub content_playing: bool,
+    }
+
+    impl PlannedEvent {
+        /// When to send it, after the session's start, at `speed` × real time.
+        pub fn send_at(&self, speed: f64) -> Duration {
+            time_scale(self.at_ms, speed)
+        }
+
+        pub fn event_type(&self) -> &str {
+            self.body["eventType"].as_str().unwrap_or("")
+        }
+
+        /// `sessionComplete` or `sessionEnd`.
+        pub fn is_close(&self) -> bool {
+            matches!(self.event_type(), "sessionComplete" | "sessionEnd")
+        }
+
+        /// `playerTime.ts`.
+        pub fn ts(&self) -> i64 {
+            self.body["playerTime"]["ts"].as_i64().unwrap_or_default()
+        }
+
+        /// `playerTime.playhead`.
+        pub fn playhead(&self) -> f64 {
+            self.body["playerTime"]["playhead"]
+                .as_f64()
+                .unwrap_or_default()
+        }
+    }
+
+    /// A planned session: `sessionStart` first, `sessionComplete` or
+    /// `sessionEnd` last, every event in send order.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct AdobeSessionPlan {
+        /// `visitor.marketingCloudUserId` (an ECID: 38 digits).
+        pub viewer_id: String,
+        pub video: &'static Video,
+        pub user_agent: &'static str,
+        /// `playerTime.ts` of the `sessionStart`, ms since the Unix epoch.
+        pub start_ms: i64,
+        pub events: Vec<PlannedEvent>,
+    }
+
+    impl AdobeSessionPlan {
+        /// Set `analytics.reportSuite` (which picks the property).
+        pub fn set_report_suite(&mut self, suite: &str) {
+            if let Some(start) = self.events.first_mut() {
+                start.body["params"]["analytics.reportSuite"] = json!(suite);
+            }
+        }
+
+        /// When the viewer is done, ms after the start (the last event's time).
+        pub fn end_ms(&self) -> i64 {
+            self.events.last().map_or(0, |e| e.at_ms)
+        }
+
+        /// The `sessionStart` a player sends to start over when the server
+        /// answers `at` with `404` or `410`: the same params with
+        /// `media.resume: true`, at `at`'s playhead and time.
+        pub fn restart_body(&self, at: &PlannedEvent) -> Value {
+            let mut body = self.events[0].body.clone();
+            body["playerTime"] = at.body["playerTime"].clone();
+            body["params"]["media.resume"] = json!(true);
+            body
+        }
+
+        /// The `play` sent after that `sessionStart` when content was playing.
+        pub fn restart_play_body(&self, at: &PlannedEvent) -> Value {
+            json!({"eventType": "play", "playerTime": at.body["playerTime"].clone()})
+        }
+    }
+
+    /// Plan one realistic Adobe-tracked session whose `sessionStart` is at
+    /// `start_ms` (ms since the Unix epoch).
+    pub fn plan_session(rng: &mut impl Rng, start_ms: i64) -> AdobeSessionPlan {
+        let viewer = ViewerPlan::draw(rng);
+        let viewer_id = ecid(&viewer.viewer_id);
+        let mut s = Script::new(&viewer, start_ms);
+        s.view(rng, &viewer_id);
+        AdobeSessionPlan {
+            viewer_id,
+            video: viewer.video,
+            user_agent: viewer.device.user_agent,
+            start_ms,
+            events: s.events,
+        }
+    }
+
+    /// An Experience Cloud ID (38 digits) for a viewer: fixed per viewer.
+    fn ecid(viewer_id: &str) -> String {
+        let h = viewer_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let a = splitmix(h ^ VIEWER_SALT);
+        let b = splitmix(a);
+        const E19: u64 = 10_000_000_000_000_000_000;
+        format!("{:019}{:019}", a % E19, b % E19)
+    }
+
+    /// What the catalogue says about a title, as Adobe metadata.
+    struct About {
+        name: &'static str,
+        /// `media.channel`.
+        channel: &'static str,
+        /// `media.genre`.
+        genre: &'static str,
+        /// `media.show`, `media.season`, `media.episode`.
+        show: Option<(&'static str, &'static str, &'static str)>,
+    }
+
+    fn about(video_id: &str) -> About {
+        let (name, channel, genre) = match video_id {
+            "football-highlights-w12" => ("Football Highlights, Week 12", "sports", "Sports"),
+            "live-news-24" => ("News 24", "news", "News"),
+            "trailer-deep-sea" => ("Deep Sea: Official Trailer", "movies", "Documentary"),
+            "how-to-brew-coffee" => ("How to Brew Coffee", "lifestyle", "Food"),
+            "short-cat-fails" => ("Cat Fails", "entertainment", "Comedy"),
+            "cooking-pasta-basics" => ("Pasta Basics", "lifestyle", "Food"),
+            "live-match-center" => ("Match Center Live", "sports", "Sports"),
+            "music-video-echoes" => ("Echoes", "music", "Music"),
+            "keynote-2024-highlights" => ("Keynote 2024 Highlights", "tech", "Technology"),
+            "travel-lisbon" => ("Lisbon in Three Days", "lifestyle", "Travel"),
+            "city-timelapse" => ("City Timelapse", "entertainment", "Art"),
+            "kids-dinosaurs-ep3" => ("Dinosaurs: The Great Migration", "kids", "Kids"),
+            "product-demo-x1" => ("X1 Product Demo", "tech", "Technology"),
+            "yoga-morning-flow" => ("Morning Flow", "lifestyle", "Health"),
+            "bike-repair-chain" => ("Bike Repair: The Chain", "lifestyle", "DIY"),
+            "documentary-bees" => ("The Secret Life of Bees", "documentary", "Documentary"),
+            "interview-architect" => ("Interview with an Architect", "culture", "Culture"),
+            "live-radio-studio" => ("Radio Studio Live", "music", "Music"),
+            "tutorial-spreadsheets" => ("Spreadsheets for Beginners", "education", "Education"),
+            "webinar-security" => ("Security Webinar", "tech", "Technology"),
+            _ => ("Untitled", "general", "General"),
+        };
+        let show = (video_id == "kids-dinosaurs-ep3").then_some(("Dinosaurs", "1", "3"));
+        About {
+            name,
+            channel,
+            genre,
+            show,
+        }
+    }
+
+    /// An ad's advertiser and campaign.
+    fn advertiser(ad_id: &str) -> (&'static str, &'static str) {
+        match ad_id {
+            "ad-sneakers-15" => ("Stride Sneakers", "spring_run"),
+            "ad-coffee-15" => ("Bean & Co", "morning_blend"),
+            "ad-phone-20" => ("Nova Phones", "nova_x_launch"),
+            "ad-bank-30" => ("First Harbor Bank", "savings_2024"),
+            _ => ("Drive Motors", "summer_drive"),
+        }
+    }
+
+    /// The ping timer.
+    #[derive(Debug, Clone, Copy)]
+    struct Pinger {
+        next: i64,
+        interval: i64,
+    }
+
+    impl Pinger {
+        fn every(now: i64, interval: i64) -> Option<Pinger> {
+            Some(Pinger {
+                next: now + interval,
+                interval,
+            })
+        }
+    }
+
+    /// Plays a session out into events, one per request.
+    struct Script<'a> {
+        plan: &'a ViewerPlan,
+        start_ms: i64,
+        /// Session time, ms since the `sessionStart`.
+        now: i64,
+        /// Content position, s (kept during ads: it is what they report).
+        playhead: f64,
+        /// Live: the second of the day where the stream was at the start.
+        live_offset: Option<f64>,
+        motion: Motion,
+        pinger: Option<Pinger>,
+        rung: usize,
+        max_rung: usize,
+        fps: f64,
+        total_frames: f64,
+        drop_ratio: f64,
+        /// (offset, length) in s.
+        chapters: Vec<(f64, f64)>,
+        chapter: Option<usize>,
+        /// Which of [`STATES`] are on.
+        states: [bool; 3],
+        events: Vec<PlannedEvent>,
+    }
+
+    impl<'a> Script<'a> {
+        fn new(plan: &'a ViewerPlan, start_ms: i64) -> Script<'a> {
+            let max_rung = match plan.device.class {
+                DeviceClass::Phone => 3,
+                DeviceClass::Tablet | DeviceClass::Desktop => 4,
+                DeviceClass::Tv => 5,
+            };
+            let chapters = match plan.video.duration_s {
+                Some(d) if d >= CHAPTERS_FROM_S => {
+                    let d = f64::from(d);
+                    let n = (d / 200.0).round().clamp(3.0, 6.0);
+                    let len = (d / n).round();
+                    let n = n as usize;
+                    (0..n)
+                        .map(|i| {
+                            let offset = len * i as f64;
+                            let length = if i + 1 == n { d - offset } else { len };
+                            (offset, length)
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            let live_offset = plan.video.is_live().then(|| {
+                let ms_of_day = start_ms.rem_euclid(86_400_000);
+                ms_of_day as f64 / 1000.0
+            });
+            Script {
+                plan,
+                start_ms,
+                now: 0,
+                playhead: 0.0,
+                live_offset,
+                motion: Motion::Still,
+                pinger: None,
+                rung: 0,
+                max_rung,
+                fps: if plan.device.class == DeviceClass::Tv {
+                    50.0
+                } else {
+                    30.0
+                },
+                total_frames: 0.0,
+                drop_ratio: (1.0 - plan.network) * 0.03,
+                chapters,
+                chapter: None,
+                states: [false; 3],
+                events: Vec::new(),
+            }
+        }
+
+        fn duration(&self) -> Option<f64> {
+            self.plan.video.duration_s.map(f64::from)
+        }
+
+        /// `playerTime.playhead`: the content position, or for live the
+        /// second of the day.
+        fn reported_playhead(&self) -> f64 {
+            match self.live_offset {
+                Some(offset) => {
+                    let sod = (offset + self.playhead).rem_euclid(86_400.0);
+                    ((sod * 1000.0).floor() / 1000.0).min(86_399.999)
+                }
+                None => (self.playhead * 1000.0).round() / 1000.0,
+            }
+        }
+
+        /// An event now; `extra` holds its `params`, `qoeData`, `customMetadata`.
+        /// A millisecond passes between two events (a ping due then goes
+        /// first): every event has its own `ts`, so the server, which orders
+        /// by `ts`, sees them in the order they were sent.
+        fn emit(&mut self, kind: &str, extra: Value) {
+            while self.events.last().is_some_and(|e| e.at_ms >= self.now) {
+                self.wait(1);
+            }
+            let mut ev = Map::new();
+            ev.insert("eventType".into(), json!(kind));
+            ev.insert(
+                "playerTime".into(),
+                json!({"playhead": self.reported_playhead(), "ts": self.start_ms + self.now}),
+            );
+            if let Value::Object(fields) = extra {
+                ev.extend(fields);
+            }
+            self.events.push(PlannedEvent {
+                at_ms: self.now,
+                body: Value::Object(ev),
+                content_playing: self.motion == Motion::Content,
+            });
+        }
+
+        /// Let `ms` pass: content moves as `motion` says, pings fire on the way.
+        fn wait(&mut self, ms: i64) {
+            let end = self.now + ms.max(0);
+            loop {
+                let next = match self.pinger {
+                    Some(p) if p.next <= end => p.next,
+                    _ => end,
+                };
+                self.advance(next - self.now);
+                if let Some(p) = self.pinger.filter(|p| p.next == self.now) {
+                    self.emit("ping", Value::Null);
+                    self.pinger = Some(Pinger {
+                        next: p.next + p.interval,
+                        ..p
+                    });
+                }
+                if self.now >= end {
+                    return;
+                }
+            }
+        }
+
+        fn advance(&mut self, dt: i64) {
+            self.now += dt;
+            let secs = dt as f64 / 1000.0;
+            if self.motion == Motion::Still {
+                return;
+            }
+            if self.motion == Motion::Content {
+                self.playhead += secs;
+                if let Some(d) = self.duration() {
+                    self.playhead = self.playhead.min(d);
+                }
+            }
+            self.total_frames += secs * self.fps;
+        }
+
+        fn bitrate_change(&mut self, rung: usize) {
+            self.rung = rung.min(self.max_rung);
+            let (bitrate, _, _) = LADDER[self.rung];
+            let dropped = (self.total_frames * self.drop_ratio).floor() as u64;
+            self.emit(
+                "bitrateChange",
+                json!({"qoeData": {
+                    "media.qoe.bitrate": bitrate,
+                    "media.qoe.framesPerSecond": self.fps,
+                    "media.qoe.droppedFrames": dropped,
+                }}),
+            );
+        }
+
+        /// `sessionComplete` or `sessionEnd`: the timer stops.
+        fn close(&mut self, kind: &str) {
+            self.emit(kind, Value::Null);
+            self.motion = Motion::Still;
+            self.pinger = None;
+        }
+
+        /// An `error`, in either spelling of the error id.
+        fn error(&mut self, rng: &mut impl Rng, code: &str, source: &str) {
+            let body = if rng.random_bool(0.7) {
+                json!({"qoeData": {"media.qoe.errorID": code, "media.qoe.errorSource": source}})
+            } else {
+                json!({"params": {"media.errorId": code, "media.errorSource": source}})
+            };
+            self.emit("error", body);
+        }
+
+        /// An error the player does not recover from, then `sessionEnd`.
+        fn fatal_error(&mut self, rng: &mut impl Rng, before_start: bool) {
+            let (code, source) = if before_start {
+                [
+                    ("MEDIA_ERR_SRC_NOT_SUPPORTED", "player"),
+                    ("DRM_LICENSE_FAILED", "external"),
+                    ("manifestLoadTimeOut", "external"),
+                ][rng.random_range(0..3)]
+            } else {
+                [
+                    ("MEDIA_ERR_DECODE", "player"),
+                    ("MEDIA_ERR_NETWORK", "external"),
+                    ("bufferAppendError", "player"),
+                ][rng.random_range(0..3)]
+            };
+            self.error(rng, code, source);
+            // The player is torn down: no more pings.
+            self.motion = Motion::Still;
+            self.pinger = None;
+            self.wait(rng.random_range(200..3000));
+            self.close("sessionEnd");
+        }
+
+        fn start_params(&self, viewer_id: &str, resume: bool) -> Value {
+            let plan = self.plan;
+            let video = plan.video;
+            let about = about(video.id);
+            let mut p = Map::new();
+            let mut put = |k: &str, v: Value| {
+                p.insert(k.to_owned(), v);
+            };
+            put("analytics.trackingServer", json!(TRACKING_SERVER));
+            put("analytics.reportSuite", json!(DEFAULT_REPORT_SUITE));
+            put("analytics.enableSSL", json!(true));
+            put("visitor.marketingCloudOrgId", json!(MARKETING_CLOUD_ORG_ID));
+            put("visitor.marketingCloudUserId", json!(viewer_id));
+            put("media.id", json!(video.id));
+            put("media.name", json!(about.name));
+            put(
+                "media.length",
+                json!(f64::from(video.duration_s.unwrap_or(LIVE_LENGTH_S))),
+            );
+            put(
+                "media.contentType",
+                json!(if video.is_live() { "Live" } else { "VOD" }),
+            );
+            put("media.streamType", json!("video"));
+            put("media.playerName", json!(plan.device.player_name));
+            put("media.channel", json!(about.channel));
+            put("media.genre", json!(about.genre));
+            put("media.network", json!("Playhead TV"));
+            if let Some((show, season, episode)) = about.show {
+                put("media.show", json!(show));
+                put("media.season", json!(season));
+                put("media.episode", json!(episode));
+            }
+            if resume {
+                put("media.resume", json!(true));
+            }
+            Value::Object(p)
+        }
+
+        fn custom_metadata(&self) -> Value {
+            let plan = self.plan;
+            let mut c = Map::new();
+            c.insert("cdn".into(), json!(plan.cdn));
+            c.insert("plan".into(), json!(plan.subscription));
+            c.insert("player.version".into(), json!(plan.device.player_version));
+            if let Some(r) = plan.referrer {
+                c.insert("referrer".into(), json!(r));
+            }
+            Value::Object(c)
+        }
+
+        fn chapter_of(&self, position: f64) -> Option<usize> {
+            let last = self.chapters.len().checked_sub(1)?;
+            self.chapters
+                .iter()
+                .position(|(o, l)| position >= *o && position < o + l)
+                .or(Some(last))
+        }
+
+        fn chapter_start(&mut self, c: usize) {
+            let (offset, length) = self.chapters[c];
+            self.chapter = Some(c);
+            self.emit(
+                "chapterStart",
+                json!({"params": {
+                    "media.chapter.index": c + 1,
+                    "media.chapter.offset": offset,
+                    "media.chapter.length": length,
+                    "media.chapter.friendlyName": format!("Chapter {}", c + 1),
+                }}),
+            );
+        }
+
+        /// The whole session, from `sessionStart` to its close.
+        fn view(&mut self, rng: &mut impl Rng, viewer_id: &str) {
+            let plan = self.plan;
+            // Poor networks start slower; always within 200–4000 ms.
+            let k = 1.2 + 2.5 * plan.network;
+            let startup = (200.0 + 3800.0 * rng.random::<f64>().powf(k)).round() as i64;
+            let report_startup = rng.random_bool(0.6);
+            // Some come back to a title they left mid-way.
+            let resume_at = match (plan.video.duration_s, plan.ad_break) {
+                (
+                    Some(d),
+                    None
+                    | Some(AdBreakPlan {
+                        slot: AdSlot::Preroll,
+                        ..
+                    }),
+                ) if d >= 300 && rng.random_bool(0.06) => {
+                    Some((f64::from(d) * rng.random_range(0.1..0.6)).round())
+                }
+                _ => None,
+            };
+            self.playhead = resume_at.unwrap_or(0.0);
+            let params = self.start_params(viewer_id, resume_at.is_some());
+            let custom = self.custom_metadata();
+            self.emit(
+                "sessionStart",
+                json!({"params": params, "customMetadata": custom}),
+            );
+
+            match plan.fate {
+                Fate::ExitBeforeStart => {
+                    self.wait(rng.random_range(1000..8000));
+                    self.close("sessionEnd");
+                    return;
+                }
+                Fate::FatalError { before_start: true } => {
+                    self.wait(rng.random_range(300..startup.max(301)));
+                    self.fatal_error(rng, true);
+                    return;
+                }
+                _ => {}
+            }
+
+            self.rung = ((plan.network * 4.0) as usize).min(self.max_rung);
+            if let Some(AdBreakPlan {
+                slot: AdSlot::Preroll,
+                ads,
+            }) = plan.ad_break
+            {
+                self.ad_break(rng, ads, Some((startup, report_startup)));
+                self.emit("play", Value::Null);
+            } else {
+                self.wait(startup);
+                let qoe = if report_startup {
+                    json!({"qoeData": {"media.qoe.timeToStart": startup}})
+                } else {
+                    Value::Null
+                };
+                self.emit("play", qoe);
+                self.pinger = Pinger::every(self.now, CONTENT_PING_MS);
+            }
+            self.motion = Motion::Content;
+            let rung = self.rung;
+            self.bitrate_change(rung);
+            if let Some(c) = self.chapter_of(self.playhead) {
+                self.chapter_start(c);
+            }
+            self.content(rng);
+        }
+
+        /// An ad break; `startup` (ms, and whether `play` reports it) is the
+        /// wait for the first frame of a preroll. The caller resumes the
+        /// content with `play`.
+        fn ad_break(&mut self, rng: &mut impl Rng, ads: u8, startup: Option<(i64, bool)>) {
+            let (pod_index, name) = if startup.is_some() {
+                (0, "preroll")
+            } else {
+                (1, "midroll")
+            };
+            self.emit(
+                "adBreakStart",
+                json!({"params": {
+                    "media.ad.podIndex": pod_index,
+                    "media.ad.podSecond": self.reported_playhead(),
+                    "media.ad.podFriendlyName": name,
+                }}),
+            );
+            self.motion = Motion::Still;
+            self.pinger = Pinger::every(self.now, AD_PING_MS);
+            for i in 0..ads {
+                let (ad_id, length) = ADS[rng.random_range(0..ADS.len())];
+                let (advertiser, campaign) = advertiser(ad_id);
+                let mut ad = json!({"params": {
+                    "media.ad.podPosition": i + 1,
+                    "media.ad.id": ad_id,
+                    "media.ad.length": length,
+                    "media.ad.playerName": AD_PLAYER,
+                    "media.ad.name": ad_id.trim_start_matches("ad-"),
+                    "media.ad.advertiser": advertiser,
+                    "media.ad.campaignId": campaign,
+                    "media.ad.creativeId": format!("cr-{ad_id}"),
+                }});
+                if rng.random_bool(0.5) {
+                    ad["customMetadata"] = json!({"ad.format": "linear", "ad.campaign": campaign});
+                }
+                self.emit("adStart", ad);
+                let (load, reported) = match (i, startup) {
+                    (0, Some((ms, report))) => (ms, report),
+                    _ => (rng.random_range(50..600), false),
+                };
+                self.wait(load);
+                let qoe = if reported {
+                    json!({"qoeData": {"media.qoe.timeToStart": load}})
+                } else {
+                    Value::Null
+                };
+                self.emit("play", qoe);
+                self.motion = Motion::Ad;
+                // Ads of 20 s or more are skippable after 5 s; some viewers do.
+                let skip_at = (length >= 20.0 && rng.random_bool(0.35))
+                    .then(|| 5.0 + rng.random::<f64>() * (length - 5.0) * 0.6);
+                match skip_at {
+                    Some(s) => {
+                        self.wait((s * 1000.0).round() as i64);
+                        self.emit("adSkip", Value::Null);
+                    }
+                    None => {
+                        self.wait((length * 1000.0).round() as i64);
+                        self.emit("adComplete", Value::Null);
+                    }
+                }
+                self.motion = Motion::Still;
+            }
+            self.emit("adBreakComplete", Value::Null);
+            self.pinger = Pinger::every(self.now, CONTENT_PING_MS);
+        }
+
+        /// Main content, from the first frame to the close.
+        fn content(&mut self, rng: &mut impl Rng) {
+            let plan = self.plan;
+            let duration = self.duration();
+            let mut midroll = match plan.ad_break {
+                Some(AdBreakPlan {
+                    slot: AdSlot::Midroll { at_s },
+                    ads,
+                }) => Some((at_s, ads)),
+                _ => None,
+            };
+            let fatal_at = matches!(
+                plan.fate,
+                Fate::FatalError {
+                    before_start: false
+                }
+            )
+            .then_some(plan.watch_s);
+            let watch_goal = match plan.fate {
+                Fate::Ended => f64::INFINITY,
+                _ => plan.watch_s,
+            };
+            // Random interruptions per second of playing, by kind.
+            let poor = 1.0 - plan.network;
+            let rates = [
+                ("pause", 1.0 / 240.0),
+                ("stall", (0.1 + 1.5 * poor) / 300.0),
+                ("seek", if duration.is_some() { 1.0 / 200.0 } else { 0.0 }),
+                ("switch", 1.0 / 90.0),
+                ("error", 1.0 / 1500.0),
+                ("state", 1.0 / 400.0),
+                ("freeze", (0.02 + 0.3 * poor) / 1000.0),
+            ];
+            let hazard: f64 = rates.iter().map(|(_, r)| r).sum();
+            let mut watched = 0.0;
+
+            loop {
+                // Seconds of playing until each thing that may happen next.
+                let to_goal = watch_goal - watched;
+                let to_end = duration.map_or(f64::INFINITY, |d| d - self.playhead);
+                let to_chapter_end = self.chapter.map_or(f64::INFINITY, |c| {
+                    let (offset, length) = self.chapters[c];
+                    offset + length - self.playhead
+                });
+                let to_fatal = fatal_at.map_or(f64::INFINITY, |f| f - watched);
+                let to_midroll =
+                    midroll.map_or(f64::INFINITY, |(at, _)| (at - self.playhead).max(0.0));
+                let to_event = -(1.0 - rng.random::<f64>()).ln() / hazard;
+                let step = to_goal
+                    .min(to_end)
+                    .min(to_chapter_end)
+                    .min(to_fatal)
+                    .min(to_midroll)
+                    .min(to_event)
+                    .max(0.0);
+                // Rounded up, so the loop always moves on.
+                let ms = (step * 1000.0).ceil() as i64;
+                self.wait(ms);
+                watched += ms as f64 / 1000.0;
+
+                if let Some(c) = self.chapter {
+                    let (offset, length) = self.chapters[c];
+                    if self.playhead >= offset + length - 0.0005 {
+                        self.emit("chapterComplete", Value::Null);
+                        self.chapter = None;
+                        if c + 1 < self.chapters.len() {
+                            self.chapter_start(c + 1);
+                        }
+                    }
+                }
+                if let Some(d) = duration.filter(|d| self.playhead >= d - 0.0005) {
+                    self.playhead = d;
+                    self.close("sessionComplete");
+                    return;
+                }
+                if step >= to_fatal {
+                    self.fatal_error(rng, false);
+                    return;
+                }
+                if step >= to_goal {
+                    if rng.random_bool(0.3) {
+                        self.emit("pauseStart", Value::Null);
+                        self.motion = Motion::Still;
+                        self.wait(rng.random_range(500..30_000));
+                    }
+                    self.close("sessionEnd");
+                    return;
+                }
+                if let Some((at, ads)) = midroll {
+                    if self.playhead >= at {
+                        midroll = None;
+                        self.ad_break(rng, ads, None);
+                        self.emit("play", Value::Null);
+                        self.motion = Motion::Content;
+                        continue;
+                    }
+                }
+                if step < to_event {
+                    continue;
+                }
+                // A random interruption, drawn by its share of the hazard.
+                let mut x = rng.random::<f64>() * hazard;
+                let mut kind = rates[0].0;
+                for (name, r) in rates {
+                    kind = name;
+                    if x < r {
+                        break;
+                    }
+                    x -= r;
+                }
+                match kind {
+                    "pause" => {
+                        self.emit("pauseStart", Value::Null);
+                        self.motion = Motion::Still;
+                        let ms = (1500.0 + 88_500.0 * rng.random::<f64>().powi(2)) as i64;
+                        self.wait(ms);
+                        if rng.random_bool(0.12) {
+                            self.close("sessionEnd");
+                            return;
+                        }
+                        self.emit("play", Value::Null);
+                        self.motion = Motion::Content;
+                    }
+                    "stall" => {
+                        self.emit("bufferStart", Value::Null);
+                        self.motion = Motion::Still;
+                        let ms = 300.0 + (2000.0 + 6000.0 * poor) * rng.random::<f64>().powi(2);
+                        self.wait(ms as i64);
+                        if self.rung > 0 && rng.random_bool(0.5) {
+                            let rung = self.rung - 1;
+                            self.bitrate_change(rung);
+                        }
+                        self.emit("play", Value::Null);
+                        self.motion = Motion::Content;
+                    }
+                    "seek" => {
+                        let Some(d) = duration else { continue };
+                        let target = if rng.random_bool(0.65) {
+                            self.playhead + rng.random_range(10.0..120.0)
+                        } else {
+                            self.playhead - rng.random_range(5.0..60.0)
+                        };
+                        let target = target.clamp(0.0, (d - 2.0).max(0.0)).round();
+                        // A seek is a pause, then play somewhere else.
+                        self.emit("pauseStart", Value::Null);
+                        self.motion = Motion::Still;
+                        self.wait(rng.random_range(100..1500));
+                        let from = self.chapter;
+                        let to = self.chapter_of(target);
+                        if from.is_some() && from != to {
+                            self.emit("chapterSkip", Value::Null);
+                            self.chapter = None;
+                        }
+                        self.playhead = target;
+                        self.emit("play", Value::Null);
+                        self.motion = Motion::Content;
+                        if let Some(c) = to.filter(|_| from != to) {
+                            self.chapter_start(c);
+                        }
+                    }
+                    "switch" => {
+                        let up = rng.random_bool(0.3 + 0.5 * plan.network);
+                        let rung = if up {
+                            (self.rung + 1).min(self.max_rung)
+                        } else {
+                            self.rung.saturating_sub(1)
+                        };
+                        if rung != self.rung {
+                            self.bitrate_change(rung);
+                        }
+                    }
+                    "error" => {
+                        // Recovered: the player retries and plays on.
+                        let (code, source) = [
+                            ("fragLoadTimeOut", "external"),
+                            ("levelLoadError", "external"),
+                            ("bufferStalledError", "player"),
+                        ][rng.random_range(0..3)];
+                        self.error(rng, code, source);
+                        self.motion = Motion::Still;
+                        self.wait(rng.random_range(500..4000));
+                        self.emit("play", Value::Null);
+                        self.motion = Motion::Content;
+                    }
+                    "state" => {
+                        let total: u32 = STATES.iter().map(|(_, w)| w).sum();
+                        let mut key = rng.random_range(0..total);
+                        let mut i = 0;
+                        while key >= STATES[i].1 {
+                            key -= STATES[i].1;
+                            i += 1;
+                        }
+                        let on = !self.states[i];
+                        self.states[i] = on;
+                        self.emit(
+                            if on { "stateStart" } else { "stateEnd" },
+                            json!({"params": {"media.state.name": STATES[i].0}}),
+                        );
+                    }
+                    _ => {
+                        // The picture freezes and the player reports
+                        // nothing: only the pings' playhead stops moving.
+                        self.motion = Motion::Still;
+                        self.wait(rng.random_range(20_000..45_000));
+                        self.motion = Motion::Content;
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::super::VIDEOS;
+        use super::*;
+        use playhead_protocols::media_collection::decode_event;
+        use rand::rngs::StdRng;
+        use rand::SeedableRng;
+        use std::collections::HashSet;
+
+        const START: i64 = 1_700_000_000_000;
+
+        /// What `sessionStart` must carry (`spec/protocols.md` §2).
+        const REQUIRED: [&str; 8] = [
+            "analytics.trackingServer",
+            "analytics.reportSuite",
+            "visitor.marketingCloudOrgId",
+            "media.id",
+            "media.length",
+            "media.contentType",
+            "media.playerName",
+            "media.channel",
+        ];
+
+        fn session(seed: u64) -> AdobeSessionPlan {
+            plan_session(&mut StdRng::seed_from_u64(seed), START)
+        }
+
+        fn types(plan: &AdobeSessionPlan) -> Vec<&str> {
+            plan.events.iter().map(PlannedEvent::event_type).collect()
+        }
+
+        #[test]
+        fn a_session_starts_with_session_start_and_closes_once() {
+            for seed in 0..500 {
+                let p = session(seed);
+                let t = types(&p);
+                assert_eq!(t[0], "sessionStart", "seed {seed}");
+                assert!(
+                    matches!(t[t.len() - 1], "sessionComplete" | "sessionEnd"),
+                    "seed {seed}: {t:?}"
+                );
+                assert_eq!(t.iter().filter(|x| **x == "sessionStart").count(), 1);
+                let closes = p.events.iter().filter(|e| e.is_close()).count();
+                assert_eq!(closes, 1, "seed {seed}: {t:?}");
+                assert_eq!(p.events[0].at_ms, 0);
+                assert_eq!(p.end_ms(), p.events[p.events.len() - 1].at_ms);
+                // One event per millisecond at most: the server orders by ts.
+                for w in p.events.windows(2) {
+                    assert!(
+                        w[0].at_ms < w[1].at_ms,
+                        "seed {seed}: {} then {}",
+                        w[0].body,
+                        w[1].body
+                    );
+                }
+                for e in &p.events {
+                    assert_eq!(e.ts(), START + e.at_ms, "seed {seed}");
+                    let ph = e.playhead();
+                    match p.video.duration_s {
+                        Some(d) => assert!((0.0..=f64::from(d)).contains(&ph), "seed {seed}: {ph}"),
+                        None => assert!((0.0..86_400.0).contains(&ph), "seed {seed}: {ph}"),
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn every_planned_event_is_accepted_by_the_decoder() {
+            for seed in 0..500 {
+                let mut p = session(seed);
+                p.set_report_suite("rs-load-test");
+                for e in &p.events {
+                    let d = decode_event(&e.body, START, 0)
+                        .unwrap_or_else(|err| panic!("seed {seed}: {}: {err}", e.body));
+                    assert_eq!(d.event_type, e.event_type());
+                }
+                let params = p.events[0].body["params"].as_object().unwrap();
+                for key in REQUIRED {
+                    let v = &params[key];
+                    assert!(
+                        v.as_str().is_some_and(|s| !s.is_empty()) || v.is_number(),
+                        "seed {seed}: {key} = {v}"
+                    );
+                }
+                let start = decode_event(&p.events[0].body, START, 0).unwrap();
+                assert_eq!(start.report_suite.as_deref(), Some("rs-load-test"));
+                assert_eq!(start.meta.video_id.as_deref(), Some(p.video.id));
+                assert_eq!(start.meta.viewer_id.as_deref(), Some(p.viewer_id.as_str()));
+                assert!(!start.meta.custom.is_empty(), "seed {seed}");
+
+                // Starting over in the middle: a resumed sessionStart there, then play.
+                let at = &p.events[p.events.len() / 2];
+                let restart = p.restart_body(at);
+                let d = decode_event(&restart, START, 0).unwrap();
+                assert_eq!(d.event_type, "sessionStart");
+                assert!(d.resumed);
+                assert_eq!(d.report_suite.as_deref(), Some("rs-load-test"));
+                assert_eq!(restart["playerTime"], at.body["playerTime"]);
+                let play = decode_event(&p.restart_play_body(at), START, 0).unwrap();
+                assert_eq!(play.event_type, "play");
+            }
+        }
+
+        #[test]
+        fn pings_every_10_s_on_content_and_every_second_in_ads() {
+            let (mut content_pings, mut ad_pings) = (0, 0);
+            for seed in 0..500 {
+                let p = session(seed);
+                let mut in_break = false;
+                // The ping timer's last start or tick.
+                let mut anchor: Option<i64> = None;
+                let mut prev_at = 0;
+                for e in &p.events {
+                    let interval = if in_break {
+                        AD_PING_MS
+                    } else {
+                        CONTENT_PING_MS
+                    };
+                    // Never silent for longer than a ping interval.
+                    assert!(
+                        e.at_ms - prev_at <= interval,
+                        "seed {seed}: {} ms before {}",
+                        e.at_ms - prev_at,
+                        e.body
+                    );
+                    prev_at = e.at_ms;
+                    match e.event_type() {
+                        "ping" => {
+                            let a = anchor.expect("a ping before playback");
+                            assert_eq!(e.at_ms - a, interval, "seed {seed}: {}", e.body);
+                            assert!(e.body.get("params").is_none());
+                            anchor = Some(e.at_ms);
+                            if in_break {
+                                ad_pings += 1;
+                            } else {
+                                content_pings += 1;
+                            }
+                        }
+                        "adBreakStart" => {
+                            in_break = true;
+                            anchor = Some(e.at_ms);
+                        }
+                        "adBreakComplete" => {
+                            in_break = false;
+                            anchor = Some(e.at_ms);
+                        }
+                        "play" if anchor.is_none() => anchor = Some(e.at_ms),
+                        _ => {}
+                    }
+                }
+                assert!(!in_break, "seed {seed}: an ad break left open");
+            }
+            assert!(content_pings > 1000, "{content_pings}");
+            assert!(ad_pings > 500, "{ad_pings}");
+        }
+
+        #[test]
+        fn population_has_every_kind_of_session() {
+            let plans: Vec<AdobeSessionPlan> = (0..1000).map(session).collect();
+            let mut found: HashSet<&str> = HashSet::new();
+            let (mut completes, mut leaves, mut ad_breaks, mut chaptered) = (0, 0, 0, 0);
+            for p in &plans {
+                let t = types(p);
+                let ev = &p.events;
+                match t[t.len() - 1] {
+                    "sessionComplete" => {
+                        found.insert("complete");
+                        completes += 1;
+                        let d = f64::from(p.video.duration_s.expect("a VOD completes"));
+                        assert_eq!(ev[ev.len() - 1].playhead(), d);
+                    }
+                    _ => {
+                        found.insert("leave");
+                        leaves += 1;
+                    }
+                }
+                if t.len() == 2 {
+                    found.insert("exit before play");
+                }
+                if t.contains(&"adBreakStart") {
+                    found.insert("ad break");
+                    ad_breaks += 1;
+                    assert!(t.contains(&"adStart") && t.contains(&"adBreakComplete"));
+                    assert!(t.contains(&"adComplete") || t.contains(&"adSkip"));
+                    if t[1] == "adBreakStart" {
+                        found.insert("preroll");
+                    } else {
+                        found.insert("midroll");
+                    }
+                }
+                if t.contains(&"adSkip") {
+                    found.insert("ad skip");
+                }
+                if t.contains(&"bufferStart") {
+                    found.insert("stall");
+                }
+                if t.contains(&"bitrateChange") {
+                    found.insert("bitrate change");
+                }
+                if t.contains(&"chapterStart") {
+                    chaptered += 1;
+                    found.insert("chapters");
+                    assert!(p.video.duration_s.is_some_and(|d| d >= CHAPTERS_FROM_S));
+                }
+                for kind in ["chapterComplete", "chapterSkip", "stateStart", "stateEnd"] {
+                    if t.contains(&kind) {
+                        found.insert(kind);
+                    }
+                }
+                let start = &ev[0].body;
+                if start["params"]["media.contentType"] == "Live" {
+                    found.insert("live");
+                }
+                if start["params"]["media.resume"] == true {
+                    found.insert("resume");
+                    assert!(ev[0].playhead() > 0.0);
+                }
+                if start["customMetadata"]["referrer"].is_string() {
+                    found.insert("referrer");
+                }
+                if ev
+                    .iter()
+                    .any(|e| e.body["qoeData"]["media.qoe.timeToStart"].is_number())
+                {
+                    found.insert("time to start");
+                }
+                // Pauses and seeks: pauseStart, then play at the same or another playhead.
+                for (i, e) in ev.iter().enumerate() {
+                    match e.event_type() {
+                        "pauseStart" => {
+                            let next = ev[i + 1..]
+                                .iter()
+                                .find(|n| !matches!(n.event_type(), "ping" | "chapterSkip"));
+                            match next {
+                                Some(n) if n.event_type() == "play" => {
+                                    if n.playhead() == e.playhead() {
+                                        found.insert("pause");
+                                    } else {
+                                        found.insert("seek");
+                                    }
+                                }
+                                Some(n) => {
+                                    assert_eq!(n.event_type(), "sessionEnd", "{}", n.body);
+                                    found.insert("leave while paused");
+                                }
+                                None => panic!("pauseStart last"),
+                            }
+                        }
+                        "error" => {
+                            if e.body["qoeData"]["media.qoe.errorID"].is_string() {
+                                found.insert("errorID");
+                            } else {
+                                assert!(e.body["params"]["media.errorId"].is_string());
+                                found.insert("errorId alias");
+                            }
+                            if t[i + 1..].contains(&"play") {
+                                found.insert("recovered error");
+                            } else {
+                                found.insert("fatal error");
+                                assert_eq!(t[t.len() - 1], "sessionEnd");
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if frozen(p) {
+                    found.insert("frozen playhead");
+                }
+            }
+            for kind in [
+                "complete",
+                "leave",
+                "exit before play",
+                "ad break",
+                "preroll",
+                "midroll",
+                "ad skip",
+                "stall",
+                "bitrate change",
+                "chapters",
+                "chapterComplete",
+                "chapterSkip",
+                "stateStart",
+                "stateEnd",
+                "live",
+                "resume",
+                "referrer",
+                "time to start",
+                "pause",
+                "seek",
+                "leave while paused",
+                "errorID",
+                "errorId alias",
+                "recovered error",
+                "fatal error",
+                "frozen playhead",
+            ] {
+                assert!(found.contains(kind), "no `{kind}` in 1000 sessions");
+            }
+            assert!((150..=500).contains(&completes), "{completes} completes");
+            assert_eq!(completes + leaves, plans.len());
+            assert!((120..=300).contains(&ad_breaks), "{ad_breaks} ad breaks");
+            assert!(chaptered >= 50, "{chaptered} sessions with chapters");
+
+            let viewers: HashSet<&str> = plans.iter().map(|p| p.viewer_id.as_str()).collect();
+            assert!(viewers.len() < plans.len() / 2, "{} viewers", viewers.len());
+            assert!(viewers
+                .iter()
+                .all(|v| v.len() == 38 && v.bytes().all(|b| b.is_ascii_digit())));
+            let videos: HashSet<&str> = plans.iter().map(|p| p.video.id).collect();
+            assert_eq!(videos.len(), VIDEOS.len());
+        }
+
+        /// A frozen picture: three pings in a row at one playhead while
+        /// content plays (the vendor's stall rule).
+        fn frozen(p: &AdobeSessionPlan) -> bool {
+            let mut playing = false;
+            let mut in_break = false;
+            let mut run = 0;
+            let mut last = None;
+            for e in &p.events {
+                match e.event_type() {
+                    "play" => playing = true,
+                    "pauseStart" | "bufferStart" | "error" => playing = false,
+                    "adBreakStart" => in_break = true,
+                    "adBreakComplete" => in_break = false,
+                    "ping" if playing && !in_break => {
+                        if last == Some(e.playhead()) {
+                            run += 1;
+                            if run >= 2 {
+                                return true;
+                            }
+                        } else {
+                            run = 0;
+                        }
+                        last = Some(e.playhead());
+                    }
+                    _ => {}
+                }
+            }
+            false
+        }
+
+        /// The planned sessions folded by the engine, as the server would:
+        /// what they meant to show is what it measures.
+        #[test]
+        fn the_engine_measures_what_was_planned() {
+            use playhead_engine::{Playback, Rules};
+            use playhead_model::Protocol;
+            let mut stalled = 0;
+            for seed in 0..500 {
+                let p = session(seed);
+                let decoded: Vec<_> = p
+                    .events
+                    .iter()
+                    .map(|e| decode_event(&e.body, START + e.at_ms, 0).unwrap())
+                    .collect();
+                let mut meta = decoded[0].meta.clone();
+                if decoded[0].resumed {
+                    // As the server records `media.resume`.
+                    meta.dimensions.insert("resumed".into(), "true".into());
+                }
+                let mut events: Vec<_> = decoded.into_iter().flat_map(|d| d.events).collect();
+                let rules = Rules::for_session(Protocol::MediaCollection, &meta);
+                let playback = Playback::replay(rules, &mut events);
+                // Closed by its sessionComplete or sessionEnd.
+                assert!(playback.closed_at().is_some(), "seed {seed}");
+                let m = playback.metrics(&meta, playback.closed_at());
+                let t = types(&p);
+                let count = |k: &str| t.iter().filter(|x| **x == k).count() as u64;
+                let fatal = t
+                    .iter()
+                    .rposition(|x| *x == "error")
+                    .is_some_and(|i| !t[i..].contains(&"play"));
+                assert_eq!(m.completed, t.contains(&"sessionComplete"), "seed {seed}");
+                assert_eq!(m.failed, fatal, "seed {seed}: {t:?}");
+                assert_eq!(m.exit_before_start, t.len() == 2, "seed {seed}: {t:?}");
+                assert_eq!(m.ad_breaks, count("adBreakStart"), "seed {seed}");
+                assert_eq!(m.ads_started, count("adStart"), "seed {seed}");
+                assert_eq!(m.ads_skipped, count("adSkip"), "seed {seed}");
+                assert_eq!(m.ads_ignored, 0, "seed {seed}");
+                assert_eq!(m.rebuffer_count, count("bufferStart"), "seed {seed}");
+                let resumed = p.events[0].body["params"]["media.resume"] == true;
+                assert_eq!(m.resumed, resumed, "seed {seed}");
+                let content_play = t.contains(&"bitrateChange");
+                assert_eq!(m.content_started, content_play, "seed {seed}: {t:?}");
+                // No stall but where the picture froze (or an error held it).
+                if m.stall_count > 0 {
+                    stalled += 1;
+                    assert!(frozen(&p) || t.contains(&"error"), "seed {seed}: {t:?}");
+                }
+                if frozen(&p) {
+                    assert!(m.stall_count > 0, "seed {seed}");
+                }
+            }
+            assert!(
+                stalled > 0 && stalled < 50,
+                "{stalled} sessions with stalls"
+            );
+        }
+
+        #[test]
+        fn the_catalogue_has_adobe_metadata() {
+            for v in VIDEOS {
+                assert_ne!(about(v.id).name, "Untitled", "{}", v.id);
+            }
+        }
+
+        #[test]
+        fn same_seed_same_session() {
+            assert_eq!(session(42), session(42));
+            assert_ne!(session(42), session(43));
+        }
+
+        #[test]
+        fn a_viewer_keeps_their_ecid() {
+            assert_eq!(ecid("viewer-0001"), ecid("viewer-0001"));
+            assert_ne!(ecid("viewer-0001"), ecid("viewer-0002"));
         }
     }
 }
