@@ -3,6 +3,8 @@
 //! stored, and the sessions that were open are open again and go on where
 //! they stopped.
 
+mod common;
+use common::{start, t0};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::Request;
@@ -10,9 +12,6 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,57 +21,7 @@ const SESSIONS: usize = 48;
 const WRITERS: usize = 12;
 const EVENTS_PER_BATCH: u64 = 5;
 
-/// Event times start now: the server replaces client times more than 24 h
-/// from its clock (clock-skew rule), which would hide the startup time.
-fn t0() -> i64 {
-    static T0: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *T0.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    })
-}
-
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// The server process; killed when dropped, so a failing test leaves no orphan.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start `playhead serve` on a free port; returns the child and its base URL.
-fn start(data_dir: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_playhead"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("PLAYHEAD_INGEST_KEY", INGEST)
-        .env("PLAYHEAD_READ_KEY", READ)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start playhead");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("playhead exited before listening")
-            .expect("read stdout");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Server(child), url)
-}
 
 /// The events of session `s`'s batch starting at `seq` (play, playing, then
 /// one heartbeat per second of playing).
@@ -135,7 +84,7 @@ struct Ledger {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = start(dir.path());
+    let (mut child, url) = start(dir.path(), INGEST, READ);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
 
@@ -193,7 +142,7 @@ async fn acknowledged_events_survive_kill_9() {
     );
     eprintln!("acknowledged {} batches before kill -9", ledger.answers_2xx);
 
-    let (child, url) = start(dir.path());
+    let (child, url) = start(dir.path(), INGEST, READ);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     for (s, acked) in &ledger.acked {
         let events = get_json(&client, &format!("{url}/data/v1/sessions/crash-{s}/events")).await;

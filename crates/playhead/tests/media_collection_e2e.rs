@@ -6,6 +6,8 @@
 //! after a restart on the same data directory, the closed session still
 //! answers `410` while an open one goes on.
 
+mod common;
+use common::{start, t0};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::HeaderMap;
@@ -13,66 +15,12 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const INGEST: &str = "e2e-ingest-key";
 const READ: &str = "e2e-read-key-0123456789";
 
-/// Event times start now: the server replaces client times more than 24 h
-/// from its clock (clock-skew rule).
-fn t0() -> i64 {
-    static T0: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *T0.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_millis() as i64
-    })
-}
-
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// The server process; killed when dropped, so a failing test leaves no orphan.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start `playhead serve` on a free port; returns the child and its base URL.
-fn start(data_dir: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_playhead"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("PLAYHEAD_INGEST_KEY", INGEST)
-        .env("PLAYHEAD_READ_KEY", READ)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start playhead");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = Server(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("playhead exited before listening")
-            .expect("read stdout");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (server, url)
-}
 
 /// An answer: status, headers, body bytes.
 struct Answer {
@@ -234,7 +182,7 @@ fn sid_of(location: &str) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_speaks_the_media_collection_api_to_the_real_binary() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (server, url) = start(dir.path());
+    let (server, url) = start(dir.path(), INGEST, READ);
     let player = Player::new(url);
 
     // CORS preflight, as a browser sends it before the first POST.
@@ -358,7 +306,7 @@ async fn a_player_speaks_the_media_collection_api_to_the_real_binary() {
     // Restart on the same data directory: the close is durable (410), the
     // open session goes on (204), unknown stays unknown (404).
     drop(server);
-    let (server, url) = start(dir.path());
+    let (server, url) = start(dir.path(), INGEST, READ);
     let player = Player::new(url);
     let answer = player.event(&location, &event("ping", 40000, 19.0)).await;
     assert_eq!(
