@@ -103,11 +103,19 @@ impl IntoResponse for ApiError {
         if let Some(f) = &self.field {
             body["field"] = json!(f);
         }
-        let mut resp = (self.code.status(), axum::Json(body)).into_response();
-        if self.code == ErrorCode::Overloaded {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
-        }
-        resp
+        respond(self.code, axum::Json(body))
     }
+}
+
+/// An error answer in any protocol's body shape: the code's status, the
+/// body, and `Retry-After` when the server sheds load. Every error form
+/// (`{"error"}`, the pixel protocol's text, Adobe's `{"message"}`) goes
+/// through here, so the status and overload rules live in one place.
+pub fn respond(code: ErrorCode, body: impl IntoResponse) -> Response {
+    let mut resp = (code.status(), body).into_response();
+    if code == ErrorCode::Overloaded {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
+    }
+    resp
 }

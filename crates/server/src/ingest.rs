@@ -473,12 +473,11 @@ impl Writer {
         let accepted = fresh.len();
         let duplicates = batch.events.len() - accepted;
         if fresh.is_empty() {
-            let session = match self.tracker.get(key) {
-                Some(s) => s.summary(key, None),
-                None => match self.store_session(key)? {
-                    Some(s) => s,
-                    None => return Ok(IngestOutcome::UnknownSession),
-                },
+            // Only duplicates. A session that is neither open (tracker) nor
+            // closed (checked above) has no stored events, so it cannot
+            // own a duplicate: no store read is needed on the writer.
+            let Some(session) = self.tracker.get(key).map(|s| s.summary(key, None)) else {
+                return Ok(IngestOutcome::UnknownSession);
             };
             return Ok(IngestOutcome::Applied {
                 accepted,
@@ -501,13 +500,6 @@ impl Writer {
             duplicates,
             session: Box::new(ingested.summary),
         })
-    }
-
-    fn store_session(
-        &self,
-        key: &playhead_model::SessionKey,
-    ) -> Result<Option<SessionSummary>, StoreError> {
-        self.store.session(key)
     }
 
     fn count(&self, batch: &Batch, outcome: &IngestOutcome) {

@@ -18,7 +18,7 @@
 //! sid unguessable.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorCode, RETRY_AFTER_S};
+use crate::error::{respond, ApiError, ErrorCode};
 use crate::ingest::{IngestError, IngestOutcome, Requirement};
 use crate::native_ingest::body_rejection;
 use axum::body::{Body, Bytes};
@@ -40,16 +40,7 @@ pub struct MediaError(ApiError);
 
 impl IntoResponse for MediaError {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.0.code.status(),
-            Json(json!({ "message": self.0.message })),
-        )
-            .into_response();
-        if self.0.code == ErrorCode::Overloaded {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
-        }
-        resp
+        respond(self.0.code, Json(json!({ "message": self.0.message })))
     }
 }
 

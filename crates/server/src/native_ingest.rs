@@ -98,14 +98,7 @@ pub async fn post_events(
         })?;
     let mut batch = decoded.batch;
     batch.key.property = property.name.clone();
-    if let Some(ua) = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        for (k, v) in crate::user_agent::dimensions(ua) {
-            batch.meta.dimensions.entry(k).or_insert(v);
-        }
-    }
+    crate::user_agent::add_dimensions(&headers, &mut batch.meta.dimensions);
     let n = batch.events.len();
     let outcome = state
         .pipeline

@@ -7,13 +7,13 @@
 //! `text/plain`, naming the parameter, as the protocol expects.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorCode, RETRY_AFTER_S};
+use crate::error::{respond, ApiError};
 use crate::ingest::{pixel_group, SessionRef};
 use crate::native_ingest::{body_rejection, ingest_error};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use playhead_model::{Batch, Protocol, SessionKey};
 use playhead_protocols::{pixel, ProtocolError, RawRequest};
@@ -30,17 +30,13 @@ pub struct PixelError(ApiError);
 
 impl IntoResponse for PixelError {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.0.code.status(),
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{}\n", self.0.message),
+        respond(
+            self.0.code,
+            (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("{}\n", self.0.message),
+            ),
         )
-            .into_response();
-        if self.0.code == ErrorCode::Overloaded {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
-        }
-        resp
     }
 }
 
@@ -88,14 +84,7 @@ async fn beacon(
     let mut meta = decoded.meta;
     meta.dimensions
         .insert("pullzone".into(), decoded.pullzone.clone());
-    if let Some(ua) = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        for (k, v) in crate::user_agent::dimensions(ua) {
-            meta.dimensions.entry(k).or_insert(v);
-        }
-    }
+    crate::user_agent::add_dimensions(headers, &mut meta.dimensions);
     let group = pixel_group(&meta).ok_or_else(|| ApiError::internal("pixel meta without group"))?;
     let batch = Batch {
         key: SessionKey::new(property.name.clone(), ""),

@@ -3,6 +3,20 @@
 
 use std::collections::BTreeMap;
 
+/// Add the request's User-Agent dimensions to `dims`, keeping any the
+/// protocol itself already set.
+pub fn add_dimensions(headers: &axum::http::HeaderMap, dims: &mut BTreeMap<String, String>) {
+    let Some(ua) = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    for (k, v) in dimensions(ua) {
+        dims.entry(k).or_insert(v);
+    }
+}
+
 /// Dimensions parsed from a User-Agent; unknown parts are left out.
 pub fn dimensions(user_agent: &str) -> BTreeMap<String, String> {
     let mut dims = BTreeMap::new();

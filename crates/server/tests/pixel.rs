@@ -14,15 +14,13 @@ mod common;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
-use common::{send, Reply, HANG_GUARD};
-use http_body_util::BodyExt;
+use common::{send, Reply};
 use playhead_server::{app, AppState, ManualClock, Property, ServerConfig};
 use playhead_store::{FsyncPolicy, SqliteStore};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tempfile::TempDir;
-use tower::ServiceExt;
 
 /// The server clock's start: 2023-11-14T22:13:20Z.
 const T0: i64 = 1_700_000_000_000;
@@ -96,23 +94,11 @@ impl Server {
 
 /// Send a request and keep the body's bytes.
 async fn send_raw(router: &Router, req: Request<Body>) -> RawReply {
-    let resp = tokio::time::timeout(HANG_GUARD, router.clone().oneshot(req))
-        .await
-        .expect("the server answered in time")
-        .expect("infallible router");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .expect("response body")
-        .to_bytes()
-        .to_vec();
+    let r = common::send(router, req).await;
     RawReply {
-        status,
-        headers,
-        body,
+        status: r.status,
+        headers: r.headers,
+        body: r.bytes,
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Reply {
     pub headers: HeaderMap,
     pub body: Value,
     pub text: String,
+    /// The body as received (a GIF is not text).
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -57,5 +59,6 @@ pub async fn send(router: &Router, req: Request<Body>) -> Reply {
         headers,
         body,
         text,
+        bytes: bytes.to_vec(),
     }
 }
