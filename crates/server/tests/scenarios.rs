@@ -108,6 +108,26 @@
 //! - `expect_adobe` (and a step's `check_adobe`): by name, compared like an
 //!   `expect` entry with `GET /data/v1/sessions/{sid}`. In
 //!   `known_divergence`, `session` is the name.
+//!
+//! ## Any other route (ping, User Activity Vault, player messages, admin)
+//! ```json
+//! {"steps": [
+//!    {"at_ms": 0, "request": {"method": "POST",
+//!        "path": "/useractivityvault/v1/useractivity/playbackStart?token={ingest_key}",
+//!        "headers": {"User-Agent": "..."}, "body": {"accountId": "a"}},
+//!     "expect_status": 200, "expect_body": {"status": "ok"}}]}
+//! ```
+//! - `request`: `method` (default `GET`), `path` (path and query), optional
+//!   `headers` (name → string) and `body` (JSON sent as `application/json`;
+//!   a JSON string is sent as is, as `text/plain`, unless `headers` names a
+//!   `Content-Type`). In `path`, header values and every string of `body`,
+//!   `{ingest_key}`, `{read_key}` and `{admin_key}` are replaced by the
+//!   scenario server's keys. `expect_status` defaults to 200; `expect_body`
+//!   compares like a `post`'s (JSON) or, for a non-JSON answer, its text.
+//!   With `name`, the answer's JSON field `sid` (or `session_id`) is
+//!   remembered under that name, and `{sid:<name>}` in a later `path` or
+//!   body string is replaced by it; `expect_named` (like `expect`) compares
+//!   `GET /data/v1/sessions/{sid}` for each name.
 
 mod common;
 use axum::body::Body;
@@ -125,6 +145,7 @@ use std::sync::Arc;
 const T0: i64 = 1_700_000_000_000;
 const INGEST_KEY: &str = "scenario-ingest-key";
 const READ_KEY: &str = "scenario-read-key";
+const ADMIN_KEY: &str = "scenario-admin-key";
 /// Tolerance for every number compared.
 const EPSILON: f64 = 1e-6;
 /// The range pixel sessions are listed in: `T0` ± this (a year).
@@ -147,6 +168,9 @@ struct Scenario {
     expect_adobe: BTreeMap<String, Value>,
     #[serde(default)]
     expect_metrics: Option<OneOrMany<MetricsExpectation>>,
+    /// Sessions remembered by a `request` step's `name`.
+    #[serde(default)]
+    expect_named: BTreeMap<String, Value>,
 }
 
 /// A pixel session named by its (video, viewer) pair and rank, and what it
@@ -250,8 +274,23 @@ struct Step {
     /// remembered under (its sid comes from `Location`).
     name: Option<String>,
     check_adobe: Option<BTreeMap<String, Value>>,
+    /// Any route: method, path, headers and body (see the module docs).
+    request: Option<GenericRequest>,
+    /// Compare sessions remembered by a `request`'s `name`, now.
+    check_named: Option<BTreeMap<String, Value>>,
     #[allow(dead_code)]
     note: Option<String>,
+}
+
+/// A request to any route (the `request` step).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenericRequest {
+    method: Option<String>,
+    path: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    body: Option<Value>,
 }
 
 /// One event for an Adobe session: named, or by a literal sid.
@@ -352,12 +391,10 @@ async fn run_every_scenario(backend: &str, open_store: impl Fn(&Path) -> Arc<dyn
 /// Replay one scenario against a server on `store`, compare what it serves.
 async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outcome, String> {
     let clock = ManualClock::new(T0);
-    let state = AppState::start(
-        ServerConfig::single("default", INGEST_KEY, READ_KEY),
-        store,
-        Arc::new(clock.clone()),
-    )
-    .map_err(|e| format!("server start: {e}"))?;
+    let mut config = ServerConfig::single("default", INGEST_KEY, READ_KEY);
+    config.admin_key = Some(ADMIN_KEY.into());
+    let state = AppState::start(config, store, Arc::new(clock.clone()))
+        .map_err(|e| format!("server start: {e}"))?;
     let router = app(state.clone());
     let mut outcome = Outcome::default();
     // Media Collection sessions: name → sid (from `Location`).
@@ -381,30 +418,37 @@ async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outc
             step.adobe_event.is_some(),
             step.adobe_downloaded.is_some(),
             step.check_adobe.is_some(),
+            step.request.is_some(),
+            step.check_named.is_some(),
         ];
         if actions.iter().filter(|a| **a).count() > 1 {
             return Err(format!(
                 "{at}: one of `post`, `beacon`, `expire`, `check`, `check_pixel`, \
                  `check_metrics`, `adobe_start`, `adobe_event`, `adobe_downloaded`, \
-                 `check_adobe` per step"
+                 `check_adobe`, `request`, `check_named` per step"
             ));
         }
         let sends = step.post.is_some()
             || step.beacon.is_some()
             || step.adobe_start.is_some()
             || step.adobe_event.is_some()
-            || step.adobe_downloaded.is_some();
+            || step.adobe_downloaded.is_some()
+            || step.request.is_some();
         if (step.expect_status.is_some() || step.expect_body.is_some()) && !sends {
             return Err(format!(
-                "{at}: `expect_status`/`expect_body` need a `post`, a `beacon` or an Adobe step"
+                "{at}: `expect_status`/`expect_body` need a `post`, a `beacon`, a `request` or an Adobe step"
             ));
         }
         if step.method.is_some() && step.beacon.is_none() {
             return Err(format!("{at}: `method` needs a `beacon`"));
         }
-        if step.name.is_some() && step.adobe_start.is_none() && step.adobe_downloaded.is_none() {
+        if step.name.is_some()
+            && step.adobe_start.is_none()
+            && step.adobe_downloaded.is_none()
+            && step.request.is_none()
+        {
             return Err(format!(
-                "{at}: `name` needs an `adobe_start` or an `adobe_downloaded`"
+                "{at}: `name` needs an `adobe_start`, an `adobe_downloaded` or a `request`"
             ));
         }
         if let Some(body) = &step.post {
@@ -489,6 +533,44 @@ async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outc
             let want = step.expect_status.unwrap_or(204);
             check_adobe_answer(&at, &uri, step, want, &reply, &mut outcome);
         }
+        if let Some(request) = &step.request {
+            let (label, reply) = send_request(&router, request, &adobe)
+                .await
+                .map_err(|e| format!("{at}: {e}"))?;
+            let want = step.expect_status.unwrap_or(200);
+            if reply.status.as_u16() != want {
+                outcome.failures.push(format!(
+                    "{at}: {label} answered {}, expected {want}: {}",
+                    reply.status, reply.text
+                ));
+            }
+            if let Some(want) = &step.expect_body {
+                let mut diffs = Vec::new();
+                compare("body", want, &reply.body, true, &mut diffs);
+                for d in diffs {
+                    outcome.failures.push(format!("{at}: {d}"));
+                }
+            }
+            if let Some(name) = &step.name {
+                let sid = ["sid", "session_id"]
+                    .iter()
+                    .find_map(|k| reply.body[*k].as_str());
+                match sid {
+                    Some(sid) => {
+                        if adobe.insert(name.clone(), sid.to_owned()).is_some() {
+                            return Err(format!("{at}: the name `{name}` is given twice"));
+                        }
+                    }
+                    None => outcome.failures.push(format!(
+                        "{at}: {label}: no `sid` or `session_id` in the answer to name `{name}`: {}",
+                        reply.text
+                    )),
+                }
+            }
+        }
+        if let Some(check) = &step.check_named {
+            compare_adobe_sessions(&router, scenario, &at, &adobe, check, &mut outcome).await;
+        }
         if step.expire {
             state
                 .pipeline
@@ -513,11 +595,92 @@ async fn run_scenario(store: Arc<dyn Store>, scenario: &Scenario) -> Result<Outc
     compare_sessions(&router, scenario, &at, &scenario.expect, &mut outcome).await;
     let expected = &scenario.expect_adobe;
     compare_adobe_sessions(&router, scenario, &at, &adobe, expected, &mut outcome).await;
+    let expected = &scenario.expect_named;
+    compare_adobe_sessions(&router, scenario, &at, &adobe, expected, &mut outcome).await;
     compare_pixel_sessions(&router, scenario, &at, &scenario.expect_pixel, &mut outcome).await;
     if let Some(expected) = &scenario.expect_metrics {
         compare_metrics(&router, scenario, &at, expected.as_slice(), &mut outcome).await;
     }
     Ok(outcome)
+}
+
+/// `{ingest_key}`, `{read_key}`, `{admin_key}` and `{sid:<name>}` replaced.
+fn substitute(text: &str, named: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = text
+        .replace("{ingest_key}", INGEST_KEY)
+        .replace("{read_key}", READ_KEY)
+        .replace("{admin_key}", ADMIN_KEY);
+    while let Some(start) = out.find("{sid:") {
+        let end = out[start..]
+            .find('}')
+            .map(|e| start + e)
+            .ok_or_else(|| format!("unclosed `{{sid:` in `{text}`"))?;
+        let name = &out[start + 5..end];
+        let sid = named
+            .get(name)
+            .ok_or_else(|| format!("no session named `{name}` was remembered"))?;
+        out.replace_range(start..=end, sid);
+    }
+    Ok(out)
+}
+
+/// Every string inside `value`, substituted.
+fn substitute_json(value: &Value, named: &BTreeMap<String, String>) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) => Value::String(substitute(s, named)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| substitute_json(v, named))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), substitute_json(v, named)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Send a `request` step; returns `METHOD path` for messages, and the answer.
+async fn send_request(
+    router: &Router,
+    request: &GenericRequest,
+    named: &BTreeMap<String, String>,
+) -> Result<(String, common::Reply), String> {
+    let method: Method = request
+        .method
+        .as_deref()
+        .unwrap_or("GET")
+        .parse()
+        .map_err(|e| format!("bad `method`: {e}"))?;
+    let path = substitute(&request.path, named)?;
+    let mut builder = Request::builder().method(method.clone()).uri(path.as_str());
+    let mut has_content_type = false;
+    for (name, value) in &request.headers {
+        has_content_type |= name.eq_ignore_ascii_case("content-type");
+        builder = builder.header(name.as_str(), substitute(value, named)?);
+    }
+    let body = match &request.body {
+        None => Body::empty(),
+        Some(Value::String(text)) => {
+            if !has_content_type {
+                builder = builder.header(header::CONTENT_TYPE, "text/plain");
+            }
+            Body::from(substitute(text, named)?)
+        }
+        Some(json) => {
+            if !has_content_type {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+            }
+            Body::from(substitute_json(json, named)?.to_string())
+        }
+    };
+    let req = builder
+        .body(body)
+        .map_err(|e| format!("bad request `{method} {path}`: {e}"))?;
+    Ok((format!("{method} {path}"), common::send(router, req).await))
 }
 
 /// An Adobe body with every `playerTime.ts_offset` turned into `playerTime.ts`
