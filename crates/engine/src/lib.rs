@@ -7,6 +7,7 @@
 //! - [`rollup`]: mergeable aggregates over sessions (sketches for percentiles
 //!   and distinct viewers) and the aggregate metrics computed from them.
 
+pub mod ad_timeline;
 pub mod playback;
 pub mod rollup;
 pub mod rules;

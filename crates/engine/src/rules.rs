@@ -35,6 +35,10 @@ pub struct Rules {
     /// their distance is the startup time. Pixel beacons do not (`play` is
     /// sent at the first real play): their startup time is unknown (null).
     pub measures_startup: bool,
+    /// The protocol sends no `playing` after a seek (iframe player messages:
+    /// `playback_seeking_ended` is all): `seeked` resumes the state the seek
+    /// began in, playing or paused.
+    pub seeked_resumes: bool,
 }
 
 const MINUTE: Millis = 60_000;
@@ -63,9 +67,14 @@ impl Rules {
             stale_playhead_timeout_ms: None,
             completion_from_playhead: false,
             measures_startup: true,
+            seeked_resumes: false,
         };
         match protocol {
-            Protocol::Native | Protocol::PlayerMessages => state,
+            Protocol::Native => state,
+            Protocol::PlayerMessages => Rules {
+                seeked_resumes: true,
+                ..state
+            },
             Protocol::MediaCollection => Rules {
                 stale_playhead_timeout_ms: Some(30 * MINUTE),
                 ..state
@@ -85,6 +94,9 @@ impl Rules {
                     report_interval_ms: 60_000,
                     player_decides_continuity: true,
                 },
+                // A ping says where the player is, not when the first
+                // frame showed: no startup time.
+                measures_startup: false,
                 ..state
             },
             Protocol::UserActivity => Rules {

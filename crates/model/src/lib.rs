@@ -9,6 +9,7 @@
 //! - [`names`]: protocol names and dimension names used in filters and breakdowns.
 //! - [`hash`]: the stable hash used for dedup keys and distinct-viewer sketches.
 
+pub mod ads;
 pub mod event;
 pub mod hash;
 pub mod names;
