@@ -418,19 +418,15 @@ pub fn ping_events(
         );
     }
     let mut in_break = adv.from.and_then(|f| tl.break_at(f));
-    let mut crossing_events = |out: &mut Vec<Event>, c: &Crossing, in_break: &mut Option<usize>| {
+    let crossing_events = |out: &mut Vec<Event>, c: &Crossing, in_break: &mut Option<usize>| {
         let b = &tl.boundaries[c.boundary];
         let t = if c.at_landing { now } else { time_at(b.pt) };
         let brk = &tl.breaks[b.brk];
         match b.mark {
-            Mark::BreakStart => {
-                if *in_break != Some(b.brk) {
-                    out.push(progress(t, brk.content_at, false, false));
-                    out.push(
-                        Event::new(t, now, EventKind::Adbreakstart).with_playhead(brk.content_at),
-                    );
-                    *in_break = Some(b.brk);
-                }
+            Mark::BreakStart if *in_break != Some(b.brk) => {
+                out.push(progress(t, brk.content_at, false, false));
+                out.push(Event::new(t, now, EventKind::Adbreakstart).with_playhead(brk.content_at));
+                *in_break = Some(b.brk);
             }
             Mark::AdStart(n) if c.fires => {
                 let info = ads.get(b.brk).and_then(|a| a.get(n));
@@ -455,15 +451,13 @@ pub fn ping_events(
             Mark::AdEnd(_) if c.fires => {
                 out.push(Event::new(t, now, EventKind::Adcomplete).with_playhead(brk.content_at));
             }
-            Mark::BreakEnd => {
-                if *in_break == Some(b.brk) {
-                    let length = brk.end.unwrap_or(brk.start) - brk.start;
-                    out.push(progress(t, brk.content_at + length, false, false));
-                    let after = tl.content_position(brk.start + length);
-                    out.push(Event::new(t, now, EventKind::Adbreakend).with_playhead(after));
-                    out.push(progress(t, after, false, false));
-                    *in_break = None;
-                }
+            Mark::BreakEnd if *in_break == Some(b.brk) => {
+                let length = brk.end.unwrap_or(brk.start) - brk.start;
+                out.push(progress(t, brk.content_at + length, false, false));
+                let after = tl.content_position(brk.start + length);
+                out.push(Event::new(t, now, EventKind::Adbreakend).with_playhead(after));
+                out.push(progress(t, after, false, false));
+                *in_break = None;
             }
             _ => {}
         }

@@ -271,6 +271,7 @@ impl Settings {
                 ingest_queue_capacity,
                 max_group_commit,
                 request_timeout: Duration::from_secs(request_timeout_s),
+                beacons: Default::default(),
             },
             zero_config,
         })

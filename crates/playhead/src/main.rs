@@ -219,6 +219,10 @@ async fn serve(mut settings: Settings, demo: Option<(usize, f64)>) -> anyhow::Re
                 "try: curl -H 'Authorization: Bearer {}' http://{addr}/data/v1/metrics",
                 keys.read_key
             )?;
+            writeln!(
+                out,
+                "dashboard: http://{addr}/ (log in with the read key above)"
+            )?;
         }
         writeln!(out, "listening on http://{addr}")?;
         out.flush()?;
@@ -234,7 +238,9 @@ async fn serve(mut settings: Settings, demo: Option<(usize, f64)>) -> anyhow::Re
             stop_rx.clone(),
         ))
     });
-    axum::serve(listener, app(state))
+    // Peer addresses reach handlers (ping: the viewer's IP for ad beacons).
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             let _ = stop_tx.send(true);

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub max_group_commit: usize,
     /// Whole-request timeout (slow clients).
     pub request_timeout: Duration,
+    /// Server-side ad beacons (ping protocol).
+    pub beacons: crate::beacons::BeaconConfig,
 }
 
 impl ServerConfig {
@@ -52,6 +54,7 @@ impl ServerConfig {
             ingest_queue_capacity: 1024,
             max_group_commit: 512,
             request_timeout: Duration::from_secs(30),
+            beacons: crate::beacons::BeaconConfig::default(),
         }
     }
 
@@ -89,6 +92,10 @@ impl ServerConfig {
 }
 
 /// Compare secrets without an early exit on the first differing byte.
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    constant_time_eq(a, b)
+}
+
 fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()

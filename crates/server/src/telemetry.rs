@@ -20,6 +20,12 @@ pub struct EventLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BeaconLabels {
+    /// `delivered`, `retry` or `failed`.
+    pub outcome: String,
+}
+
 /// Every metric the server exports.
 pub struct Telemetry {
     registry: Registry,
@@ -29,6 +35,7 @@ pub struct Telemetry {
     pub commit_group_size: Histogram,
     pub queue_depth: Gauge,
     pub open_sessions: Gauge,
+    pub beacon_attempts: Family<BeaconLabels, Counter>,
 }
 
 impl Default for Telemetry {
@@ -40,6 +47,12 @@ impl Default for Telemetry {
         let commit_group_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         let queue_depth = Gauge::default();
         let open_sessions = Gauge::default();
+        let beacon_attempts = Family::<BeaconLabels, Counter>::default();
+        registry.register(
+            "ad_beacon_attempts",
+            "Outbound ad-beacon attempts by outcome",
+            beacon_attempts.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -78,6 +91,7 @@ impl Default for Telemetry {
             commit_group_size,
             queue_depth,
             open_sessions,
+            beacon_attempts,
         }
     }
 }
@@ -92,6 +106,14 @@ impl Telemetry {
                 })
                 .inc_by(n);
         }
+    }
+
+    pub fn beacon_attempt(&self, outcome: &str) {
+        self.beacon_attempts
+            .get_or_create(&BeaconLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.

@@ -4,6 +4,8 @@
 //! - [`sqlite`]: the embedded backend (rusqlite, bundled SQLite, WAL).
 //! - [`conformance`]: the storage conformance suite, one function per
 //!   behaviour; each backend's tests call [`conformance::run_all`].
+//! - [`ads`]: the ping protocol's assets, channels, ping sessions and
+//!   ad-beacon outbox ([`AdStore`]).
 //! - [`error`]: the one error type, [`StoreError`].
 //!
 //! Writes go through one [`StoreWriter`] owned by the ingest thread, in
@@ -17,10 +19,12 @@
 //! Aggregate queries merge rollups for whole minutes and read session rows
 //! for open sessions, partial minutes and filters the rollups cannot answer.
 
+pub mod ads;
 pub mod conformance;
 pub mod error;
 pub mod sqlite;
 
+pub use ads::{AdStore, SqliteAdStore};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 
@@ -188,6 +192,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store accepts writes (for `/readyz`).
     fn is_writable(&self) -> bool;
+
+    /// The ping protocol's assets, channels, sessions and beacon outbox.
+    fn ads(&self) -> std::sync::Arc<dyn AdStore>;
 }
 
 /// The write path, used by one thread. All writes between `begin` and

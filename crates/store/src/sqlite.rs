@@ -127,6 +127,7 @@ pub struct SqliteStore {
     path: PathBuf,
     fsync: FsyncPolicy,
     idle_readers: Mutex<Vec<Connection>>,
+    ads: std::sync::Arc<crate::SqliteAdStore>,
 }
 
 impl SqliteStore {
@@ -152,6 +153,7 @@ impl SqliteStore {
             path,
             fsync,
             idle_readers: Mutex::new(vec![conn]),
+            ads: std::sync::Arc::new(crate::SqliteAdStore::open(dir, fsync)?),
         })
     }
 
@@ -443,6 +445,10 @@ impl Store for SqliteStore {
         self.dir.is_dir()
             && writable(&self.path).is_ok()
             && (!wal.exists() || writable(&wal).is_ok())
+    }
+
+    fn ads(&self) -> std::sync::Arc<dyn crate::AdStore> {
+        self.ads.clone()
     }
 }
 

@@ -18,6 +18,9 @@ pub fn t0() -> i64 {
     })
 }
 
+/// The admin key every test server runs with (`/admin/v1`).
+pub const ADMIN_KEY: &str = "e2e-admin-key";
+
 /// The server process; killed when dropped, so a failing test leaves no orphan.
 pub struct Server(pub Child);
 
@@ -36,6 +39,7 @@ pub fn start(data_dir: &Path, ingest_key: &str, read_key: &str) -> (Server, Stri
         .arg(data_dir)
         .env("PLAYHEAD_INGEST_KEY", ingest_key)
         .env("PLAYHEAD_READ_KEY", read_key)
+        .env("PLAYHEAD_ADMIN_KEY", ADMIN_KEY)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
