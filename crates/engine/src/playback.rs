@@ -58,6 +58,11 @@ pub struct Playback {
     watched: Vec<(f64, f64)>,
     /// Progress mode: the last position report (time, position).
     last_report: Option<(Millis, f64)>,
+    /// Reported pauses (`Rules::reported_pauses`): when the pause in force
+    /// began, or the last report during it.
+    pause_started: Option<Millis>,
+    /// Reported pauses: paused ms that began and ended since the last report.
+    gap_paused_ms: f64,
     bitrate_bps: Option<u64>,
     bitrate_changes: u64,
     bitrate_weighted: f64,
@@ -113,6 +118,8 @@ impl Playback {
             max_playhead: None,
             watched: Vec::new(),
             last_report: None,
+            pause_started: None,
+            gap_paused_ms: 0.0,
             bitrate_bps: None,
             bitrate_changes: 0,
             bitrate_weighted: 0.0,
@@ -325,6 +332,7 @@ impl Playback {
                 }
             }
             EventKind::Playing => {
+                self.end_reported_pause(t);
                 self.first_frame_at.get_or_insert(t);
                 if !self.in_break {
                     self.content_started = true;
@@ -335,6 +343,9 @@ impl Playback {
             EventKind::Pause => {
                 if self.state != S::Ended {
                     self.state = S::Paused;
+                    if self.rules.reported_pauses {
+                        self.pause_started.get_or_insert(t);
+                    }
                 }
             }
             EventKind::Seeking => {
@@ -347,6 +358,8 @@ impl Playback {
             EventKind::Seeked => {
                 if self.state == S::Seeking && self.seek_from_paused {
                     self.state = S::Paused;
+                } else if self.state == S::Seeking && self.rules.seeked_resumes {
+                    self.state = S::Playing;
                 }
             }
             EventKind::Waiting => {
@@ -400,6 +413,7 @@ impl Playback {
                     ErrorSeverity::Warning => {}
                 }
                 if fatal {
+                    self.end_reported_pause(t);
                     self.state = S::Ended;
                 }
             }
@@ -408,6 +422,7 @@ impl Playback {
                 self.state = S::Ended;
             }
             EventKind::Viewend => {
+                self.end_reported_pause(t);
                 self.closed_at.get_or_insert(t);
             }
             EventKind::Adbreakstart => {
@@ -472,7 +487,9 @@ impl Playback {
             self.observe_playhead(t, p);
             return;
         };
-        if let Some((t0, p0)) = self.last_report {
+        if self.rules.reported_pauses {
+            self.reported_progress(t, p, seek, from, report_interval_ms);
+        } else if let Some((t0, p0)) = self.last_report {
             let dw_ms = (t - t0) as f64;
             let dw = dw_ms / 1000.0;
             let dp = p - p0;
@@ -510,6 +527,86 @@ impl Playback {
         self.last_report = Some((t, p));
         if !self.in_break {
             self.note_playhead(t, p);
+        }
+    }
+
+    /// A reported pause ends (`playing`, close, fatal error): its time is paused.
+    fn end_reported_pause(&mut self, t: Millis) {
+        if let Some(started) = self.pause_started.take() {
+            let ms = (t - started).max(0) as f64;
+            self.paused_ms += ms;
+            self.gap_paused_ms += ms;
+        }
+    }
+
+    /// Progress mode with reported pauses (`Rules::reported_pauses`, UAV): a
+    /// position report at `t`. Paused time is the reported pauses, plus the
+    /// part of a long gap the playhead did not advance; the advance rule and
+    /// the seek credit see the gap's unpaused part only.
+    fn reported_progress(
+        &mut self,
+        t: Millis,
+        p: f64,
+        seek: bool,
+        from: Option<f64>,
+        report_interval_ms: Millis,
+    ) {
+        let closed_ms = std::mem::take(&mut self.gap_paused_ms);
+        let gap_ms = self.last_report.map_or(0.0, |(t0, _)| (t - t0) as f64);
+        let mut open_ms = self
+            .pause_started
+            .map_or(0.0, |started| (t - started).max(0) as f64);
+        if let Some((_, p0)) = self.last_report {
+            if !seek && p > p0 && self.pause_started.is_some() {
+                // The playhead moved during a pause: the resume was not
+                // reported. Only what the playhead did not cover was paused.
+                open_ms = open_ms.min((gap_ms - closed_ms - (p - p0) * 1000.0).max(0.0));
+                self.pause_started = None;
+                if self.state == PlayerState::Paused {
+                    self.state = PlayerState::Playing;
+                }
+            }
+        }
+        self.paused_ms += open_ms;
+        if self.pause_started.is_some() {
+            self.pause_started = Some(t);
+        }
+        let Some((_, p0)) = self.last_report else {
+            return;
+        };
+        let active_ms = (gap_ms - closed_ms - open_ms).max(0.0);
+        let active = active_ms / 1000.0;
+        let dp = p - p0;
+        if seek {
+            self.seek_count += 1;
+            if let Some(f) = from.filter(|f| *f > p0 && f.is_finite()) {
+                let credit = (f - p0).min(active + 1.0);
+                if credit > 0.0 {
+                    self.credit_playing(credit * 1000.0);
+                    if !self.in_break {
+                        self.add_watched(p0, p0 + credit);
+                    }
+                }
+            }
+            return;
+        }
+        let plausible = dp > 0.0 && dp <= active * self.rate.max(1.0) + 1.0;
+        let played_ms = if plausible {
+            (dp * 1000.0).min(active_ms)
+        } else {
+            0.0
+        };
+        let unplayed_ms = active_ms - played_ms;
+        if unplayed_ms > 3.0 * report_interval_ms as f64 {
+            self.paused_ms += unplayed_ms;
+        }
+        if plausible {
+            self.credit_playing(dp * 1000.0);
+            if !self.in_break {
+                self.add_watched(p0, p);
+            }
+        } else if dp != 0.0 {
+            self.seek_count += 1;
         }
     }
 
@@ -788,5 +885,149 @@ mod tests {
             ev(4, EventKind::Heartbeat, 5.0),
         ];
         assert_eq!(fold(Protocol::MediaCollection, &paused).stall_count, 0);
+    }
+
+    /// A UAV session's fold (issue 6), events at seconds after `T0`.
+    fn fold_uav(rules: Rules, events: &[Event]) -> SessionMetrics {
+        let mut p = Playback::new(rules);
+        for e in events {
+            p.apply(e);
+        }
+        p.metrics(&SessionMeta::default(), None)
+    }
+
+    fn at(at_s: f64, kind: EventKind) -> Event {
+        let t = T0 + (at_s * 1000.0) as Millis;
+        Event::new(t, t, kind)
+    }
+
+    fn skip_to(at_s: f64, position: f64) -> Event {
+        at(
+            at_s,
+            EventKind::Progress {
+                seek: true,
+                from: None,
+                shown: false,
+            },
+        )
+        .with_playhead(position)
+    }
+
+    #[test]
+    fn uav_300_s_cadence_is_playing_not_paused() {
+        // Issue 6: a release reporting every 300 s. Start at 0; reports at
+        // 300, 600, 900 s, each 300 s further. Gap 300 s > 3 x 60 s, but the
+        // playhead covered all of it: 3 x 300 s playing, nothing paused.
+        let events = [
+            at(0.0, EventKind::Play),
+            report(0.0, 0.0),
+            report(300.0, 300.0),
+            report(600.0, 600.0),
+            report(900.0, 900.0),
+        ];
+        let uav = Rules::for_protocol(Protocol::UserActivity);
+        let m = fold_uav(uav, &events);
+        assert_eq!(m.playing_time_ms, 900_000.0);
+        assert_eq!(m.paused_time_ms, 0.0);
+        assert_eq!(m.seek_count, 0);
+        assert_eq!(m.content_watched_s, 900.0);
+        // The plain progress rule (pixel's) would give the whole of every
+        // 300-s gap to paused and none to playing: what this rule fixes.
+        let plain = Rules {
+            reported_pauses: false,
+            ..uav
+        };
+        let m = fold_uav(plain, &events);
+        assert_eq!(m.playing_time_ms, 0.0);
+        assert_eq!(m.paused_time_ms, 900_000.0);
+    }
+
+    #[test]
+    fn uav_60_s_cadence_silence_is_paused_for_what_did_not_play() {
+        // Reports every 60 s: 0 @ 0, 60 @ 60. Then 300 s of silence with no
+        // advance (60 @ 360): 300 s > 180 s unplayed: paused 300 s. Then
+        // 300 s in which the playhead moved 60 s (120 @ 660): played 60 s,
+        // 240 s unplayed > 180 s: paused 240 s. Then 150 s moving 30 s
+        // (150 @ 810): played 30 s; 120 s unplayed is not over 180 s.
+        let m = fold_uav(
+            Rules::for_protocol(Protocol::UserActivity),
+            &[
+                report(0.0, 0.0),
+                report(60.0, 60.0),
+                report(360.0, 60.0),
+                report(660.0, 120.0),
+                report(810.0, 150.0),
+            ],
+        );
+        assert_eq!(m.playing_time_ms, 150_000.0);
+        assert_eq!(m.paused_time_ms, 540_000.0);
+        assert_eq!(m.seek_count, 0);
+    }
+
+    #[test]
+    fn uav_reported_pause_and_resume_are_paused_time() {
+        // 0 @ 0, 60 @ 60, pause reported at 130 s at position 130, resume at
+        // 190 s, 180 @ 240. Playing: 60 + 70 (60 -> 130) + 50 (130 -> 180 in
+        // the 50 unpaused seconds of a 110-s gap) = 180 s; paused 190 - 130 = 60 s.
+        let m = fold_uav(
+            Rules::for_protocol(Protocol::UserActivity),
+            &[
+                report(0.0, 0.0),
+                report(60.0, 60.0),
+                report(130.0, 130.0),
+                at(130.0, EventKind::Pause),
+                at(190.0, EventKind::Playing),
+                report(240.0, 180.0),
+            ],
+        );
+        assert_eq!(m.playing_time_ms, 180_000.0);
+        assert_eq!(m.paused_time_ms, 60_000.0);
+        assert_eq!(m.seek_count, 0);
+        // A resume that never arrived: paused at 60 s (position 60), then
+        // 120 @ 180. The playhead moved 60 s of the 120-s gap, so only the
+        // other 60 s can have been paused.
+        let m = fold_uav(
+            Rules::for_protocol(Protocol::UserActivity),
+            &[
+                report(0.0, 0.0),
+                report(60.0, 60.0),
+                at(60.0, EventKind::Pause),
+                report(180.0, 120.0),
+            ],
+        );
+        assert_eq!(m.playing_time_ms, 120_000.0);
+        assert_eq!(m.paused_time_ms, 60_000.0);
+        // Stopped while paused: the pause lasts until the stop.
+        let mut p = Playback::new(Rules::for_protocol(Protocol::UserActivity));
+        for e in [
+            report(0.0, 0.0),
+            report(60.0, 60.0),
+            at(60.0, EventKind::Pause),
+            at(100.0, EventKind::Viewend),
+        ] {
+            p.apply(&e);
+        }
+        let m = p.metrics(&SessionMeta::default(), p.closed_at());
+        assert_eq!(m.paused_time_ms, 40_000.0);
+        assert_eq!(m.playing_time_ms, 60_000.0);
+    }
+
+    #[test]
+    fn uav_skip_is_a_seek_without_playing_time_for_the_jump() {
+        // 0 @ 0, 60 @ 60, skip ahead at 90 s to 600, 660 @ 150: a seek (the
+        // 30 s before the skip are not known to have played), then 60 s.
+        let m = fold_uav(
+            Rules::for_protocol(Protocol::UserActivity),
+            &[
+                report(0.0, 0.0),
+                report(60.0, 60.0),
+                skip_to(90.0, 600.0),
+                report(150.0, 660.0),
+            ],
+        );
+        assert_eq!(m.seek_count, 1);
+        assert_eq!(m.playing_time_ms, 120_000.0);
+        assert_eq!(m.content_watched_s, 120.0);
+        assert_eq!(m.max_playhead_s, Some(660.0));
     }
 }

@@ -39,6 +39,17 @@ pub struct Rules {
     /// `playback_seeking_ended` is all): `seeked` resumes the state the seek
     /// began in, playing or paused.
     pub seeked_resumes: bool,
+    /// Progress mode, for a protocol that also reports pause and resume (UAV,
+    /// whose clients report every 60 s or, in some releases, every 300 s):
+    /// - the time from `pause` to the next `playing` (or close) is paused,
+    ///   and the playing-advance rule sees only the gap's unpaused part;
+    /// - a long gap between reports is paused only for the part the
+    ///   playhead did not advance, when that part exceeds 3 × the report
+    ///   interval (a 300-s report whose playhead moved 300 s is 300 s of
+    ///   playing, whatever the client's cadence), not as a whole.
+    ///
+    /// Without it (pixel, ping), a gap over 3 × the interval is paused whole.
+    pub reported_pauses: bool,
 }
 
 const MINUTE: Millis = 60_000;
@@ -68,6 +79,7 @@ impl Rules {
             completion_from_playhead: false,
             measures_startup: true,
             seeked_resumes: false,
+            reported_pauses: false,
         };
         match protocol {
             Protocol::Native => state,
@@ -99,12 +111,18 @@ impl Rules {
                 measures_startup: false,
                 ..state
             },
+            // `playback_metrics` every 60 s by default (300 s in some
+            // releases: see `reported_pauses`). No first-frame signal: the
+            // first report showing progress comes a whole interval after
+            // `playbackStart`, so the startup time is unknown (null).
             Protocol::UserActivity => Rules {
                 accounting: Accounting::Progress {
                     report_interval_ms: 60_000,
                     player_decides_continuity: false,
                 },
                 completion_from_playhead: true,
+                measures_startup: false,
+                reported_pauses: true,
                 ..state
             },
         }

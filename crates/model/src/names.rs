@@ -119,12 +119,26 @@ impl Dimension {
         }
     }
 
+    /// Session dimensions a protocol stores as custom metadata under its own
+    /// wire names, which filters and breakdowns also take bare:
+    /// `contentType` is `custom.contentType`. These are the User Activity
+    /// Vault's (`spec/protocols.md` §4, issue 6).
+    pub const CUSTOM_ALIASES: [&'static str; 6] = [
+        "contentType",
+        "contentSource",
+        "editorialId",
+        "technicalId",
+        "programmeId",
+        "deviceId",
+    ];
+
     /// Valid names, for the `400` that lists them.
     pub fn valid_names() -> String {
         let mut names: Vec<&str> = Dimension::BUILT_IN
             .iter()
             .map(|d| d.builtin_name())
             .collect();
+        names.extend(Dimension::CUSTOM_ALIASES);
         names.push("custom.<key>");
         names.join(", ")
     }
@@ -138,6 +152,9 @@ impl FromStr for Dimension {
                 return Err("custom dimension needs a key: `custom.<key>`".into());
             }
             return Ok(Dimension::Custom(key.to_owned()));
+        }
+        if Dimension::CUSTOM_ALIASES.contains(&s) {
+            return Ok(Dimension::Custom(s.to_owned()));
         }
         Dimension::BUILT_IN
             .iter()
@@ -173,5 +190,12 @@ mod tests {
             .parse::<Dimension>()
             .unwrap_err()
             .contains("valid:"));
+        // Issue 6: UAV dimensions resolve to their custom metadata keys.
+        assert_eq!(
+            "programmeId".parse::<Dimension>().unwrap(),
+            Dimension::Custom("programmeId".into())
+        );
+        assert!(Dimension::valid_names().contains("contentType"));
+        assert!("contenttype".parse::<Dimension>().is_err());
     }
 }

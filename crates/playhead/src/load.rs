@@ -32,6 +32,8 @@
 //! Stopping: once the run's time is up (or shutdown is signalled) no new
 //! request starts; requests in flight get at most [`GRACE`] more.
 
+use crate::ping_viewer;
+use crate::user_activity_viewer;
 use crate::viewer::{self, media_collection, pixel, plan_session, time_scale};
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
@@ -92,6 +94,8 @@ pub struct LoadOptions {
     pub speed: f64,
     /// Seeds the viewers; the same seed plans the same sessions.
     pub seed: u64,
+    /// The admin key: ping runs configure their assets with it.
+    pub admin_key: String,
 }
 
 /// Request latency percentiles, ms.
@@ -203,9 +207,19 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
         Protocol::MediaCollection if opts.report_suite.is_empty() => {
             bail!("--report-suite must not be empty for --protocol media_collection")
         }
-        Protocol::Native | Protocol::Pixel | Protocol::MediaCollection => {}
+        Protocol::Ping if opts.admin_key.is_empty() => {
+            bail!("--admin-key (or PLAYHEAD_ADMIN_KEY) is required for --protocol ping: the run configures its assets")
+        }
+        Protocol::UserActivity if opts.ingest_key.is_empty() => {
+            bail!("--ingest-key (or PLAYHEAD_INGEST_KEY) is required for --protocol user_activity: it is the UAV token")
+        }
+        Protocol::Native
+        | Protocol::Pixel
+        | Protocol::MediaCollection
+        | Protocol::Ping
+        | Protocol::UserActivity => {}
         other => bail!(
-            "protocol `{other}` is not implemented yet in `playhead load` (only `native`, `pixel` and `media_collection` are)"
+            "protocol `{other}` is not implemented yet in `playhead load` (only `native`, `pixel`, `media_collection`, `ping` and `user_activity` are)"
         ),
     }
     if opts.viewers == 0 {
@@ -221,6 +235,9 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
         opts.viewers,
         opts.speed,
     )?;
+    if opts.protocol == Protocol::Ping {
+        configure_ping_assets(&traffic, &opts.admin_key).await?;
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let started = Instant::now();
     let mix = Mix::All(opts.protocol);
@@ -244,6 +261,7 @@ pub async fn run_demo_traffic(
     target: String,
     ingest_key: String,
     report_suite: String,
+    admin_key: String,
     viewers: usize,
     speed: f64,
     shutdown: watch::Receiver<bool>,
@@ -255,6 +273,9 @@ pub async fn run_demo_traffic(
             return;
         }
     };
+    if let Err(e) = configure_ping_assets(&traffic, &admin_key).await {
+        tracing::warn!(error = %e, "demo ping assets not configured; ping viewers get 404s");
+    }
     let tally = traffic
         .drive(viewers, rand::random(), Mix::Demo, shutdown)
         .await;
@@ -276,13 +297,21 @@ enum Mix {
     Demo,
 }
 
+/// The demo's viewers, in turn: every protocol `load` speaks, native twice.
+const DEMO_MIX: &[Protocol] = &[
+    Protocol::Native,
+    Protocol::Pixel,
+    Protocol::MediaCollection,
+    Protocol::Native,
+    Protocol::Ping,
+    Protocol::UserActivity,
+];
+
 impl Mix {
     fn protocol_of(self, viewer: usize) -> Protocol {
         match self {
             Mix::All(p) => p,
-            Mix::Demo if viewer % 4 == 1 => Protocol::Pixel,
-            Mix::Demo if viewer % 4 == 2 => Protocol::MediaCollection,
-            Mix::Demo => Protocol::Native,
+            Mix::Demo => DEMO_MIX[viewer % DEMO_MIX.len()],
         }
     }
 }
@@ -321,6 +350,8 @@ struct Delivered {
     status: Option<u16>,
     /// Its `Location` header.
     location: Option<String>,
+    /// Its body.
+    body: Option<Bytes>,
 }
 
 impl Traffic {
@@ -414,9 +445,11 @@ impl Traffic {
         if signals.sleep_until(Instant::now() + first).await {
             match protocol {
                 Protocol::Pixel => self.pixel_visits(rng, &mut tally, &mut signals).await,
+                Protocol::UserActivity => self.uav_sessions(rng, &mut tally, &mut signals).await,
                 Protocol::MediaCollection => {
                     self.media_sessions(rng, &mut tally, &mut signals).await;
                 }
+                Protocol::Ping => self.ping_sessions(rng, &mut tally, &mut signals).await,
                 _ => self.native_sessions(rng, &mut tally, &mut signals).await,
             }
         }
@@ -483,6 +516,47 @@ impl Traffic {
                     user_agent: plan.user_agent,
                     content_type: None,
                     body: Bytes::new(),
+                    events: 1,
+                };
+                if self.deliver(&outgoing, tally, signals).await.is_none() {
+                    return;
+                }
+            }
+            if !signals
+                .sleep_until(started + time_scale(plan.end_ms, self.speed))
+                .await
+            {
+                return;
+            }
+        }
+    }
+
+    /// NAGRA OpenTV apps ([`crate::user_activity_viewer`]): one app session
+    /// after the other, its activities posted in order with the token in
+    /// the query. `sessions` counts the viewings (`playbackStart`s sent).
+    async fn uav_sessions(&self, mut rng: StdRng, tally: &mut Tally, signals: &mut Signals) {
+        loop {
+            let started = Instant::now();
+            let plan = user_activity_viewer::plan_session(&mut rng, epoch_ms());
+            for activity in &plan.activities {
+                if !signals
+                    .sleep_until(started + activity.send_at(self.speed))
+                    .await
+                {
+                    return;
+                }
+                let uri = format!("{}{}", self.base, activity.path_and_query(&self.ingest_key));
+                let Ok(uri) = uri.parse::<Uri>() else {
+                    tally.count("error");
+                    continue;
+                };
+                tally.sessions += u64::from(activity.name == "playbackStart");
+                let outgoing = Outgoing {
+                    method: Method::POST,
+                    uri,
+                    user_agent: plan.user_agent,
+                    content_type: Some("application/json"),
+                    body: Bytes::from(activity.body.to_string()),
                     events: 1,
                 };
                 if self.deliver(&outgoing, tally, signals).await.is_none() {
@@ -580,6 +654,97 @@ impl Traffic {
         }
     }
 
+    /// Ping players (`crate::ping_viewer`), one session after another:
+    /// preplay, `ev=start`, then a ping at each `next_time` (a seek or a
+    /// departure as planned). A failed preplay or ping ends the session;
+    /// the viewer waits a minute of player time before the next one.
+    async fn ping_sessions(&self, mut rng: StdRng, tally: &mut Tally, signals: &mut Signals) {
+        loop {
+            let plan = ping_viewer::plan(&mut rng);
+            tally.sessions += 1;
+            let preplay = self.get(
+                &format!(
+                    "/preplay/{}.json?ad.cping=1&ad.pingf=3&ad.sssb=1",
+                    plan.asset
+                ),
+                plan.user_agent,
+            );
+            let Some(answer) = self.deliver_json(&preplay, tally, signals).await else {
+                return;
+            };
+            let sid = answer
+                .as_ref()
+                .and_then(|v| v["sid"].as_str().map(str::to_owned));
+            if let Some(sid) = sid {
+                let mut query = "v=3&pt=0&ev=start".to_owned();
+                let mut pt = 0.0;
+                let mut seeked = false;
+                loop {
+                    let ping = self.get(
+                        &format!("/session/ping/{sid}.json?{query}"),
+                        plan.user_agent,
+                    );
+                    let Some(answer) = self.deliver_json(&ping, tally, signals).await else {
+                        return;
+                    };
+                    let Some(next) = answer.and_then(|v| v["next_time"].as_f64()) else {
+                        break;
+                    };
+                    seeked |= query.contains("ev=seek");
+                    if let Some(to) = query.split("&pt=").nth(1).and_then(|r| r.split('&').next()) {
+                        pt = to.parse().unwrap_or(pt);
+                    }
+                    let Some((q, wait_s)) = ping_viewer::next_ping(&plan, pt, next, seeked) else {
+                        break;
+                    };
+                    let wait = time_scale((wait_s * 1000.0).round() as i64, self.speed);
+                    if !signals.sleep_until(Instant::now() + wait).await {
+                        return;
+                    }
+                    query = q;
+                }
+            }
+            if !signals
+                .sleep_until(Instant::now() + time_scale(60_000, self.speed))
+                .await
+            {
+                return;
+            }
+        }
+    }
+
+    fn get(&self, path_and_query: &str, user_agent: &'static str) -> Option<Outgoing> {
+        Some(Outgoing {
+            method: Method::GET,
+            uri: format!("{}{path_and_query}", self.base).parse().ok()?,
+            user_agent,
+            content_type: None,
+            body: Bytes::new(),
+            events: 1,
+        })
+    }
+
+    /// Deliver a GET and parse its JSON answer: `None` once stopped,
+    /// `Some(None)` without a 2xx JSON answer.
+    async fn deliver_json(
+        &self,
+        out: &Option<Outgoing>,
+        tally: &mut Tally,
+        signals: &mut Signals,
+    ) -> Option<Option<Value>> {
+        let Some(out) = out else {
+            return Some(None);
+        };
+        let delivered = self.deliver(out, tally, signals).await?;
+        let ok = delivered.status.is_some_and(|s| (200..300).contains(&s));
+        Some(
+            delivered
+                .body
+                .filter(|_| ok)
+                .and_then(|b| serde_json::from_slice(&b).ok()),
+        )
+    }
+
     /// `POST /api/v1/sessions` with a `sessionStart`: the URI of the new
     /// session's events, from `Location`; `Some(None)` when the server did
     /// not open one; `None` once stopped.
@@ -631,6 +796,7 @@ impl Traffic {
         let mut last = Delivered {
             status: None,
             location: None,
+            body: None,
         };
         for _ in 0..MAX_ATTEMPTS {
             let outcome = self.send(out, signals).await;
@@ -658,7 +824,10 @@ impl Traffic {
                     }
                 }
                 Outcome::Answered {
-                    status, location, ..
+                    status,
+                    location,
+                    body,
+                    ..
                 } => {
                     if (200..300).contains(&status) {
                         tally.events += out.events;
@@ -666,6 +835,7 @@ impl Traffic {
                     return Some(Delivered {
                         status: Some(status),
                         location,
+                        body: Some(body),
                     });
                 }
                 Outcome::Timeout if signals.is_aborted() => return None,
@@ -701,16 +871,17 @@ impl Traffic {
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            response.into_body().collect().await.ok()?;
-            Some((status, retry_after, location))
+            let body = response.into_body().collect().await.ok()?.to_bytes();
+            Some((status, retry_after, location, body))
         };
         tokio::select! {
             biased;
             answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange) => match answer {
-                Ok(Some((status, retry_after, location))) => Outcome::Answered {
+                Ok(Some((status, retry_after, location, body))) => Outcome::Answered {
                     status,
                     retry_after,
                     location,
+                    body,
                     latency: started.elapsed(),
                 },
                 Ok(None) => Outcome::Error,
@@ -719,6 +890,37 @@ impl Traffic {
             () = fired(&mut signals.abort) => Outcome::Timeout,
         }
     }
+}
+
+/// `PUT /admin/v1/assets/{id}` for every asset the ping players watch.
+async fn configure_ping_assets(traffic: &Traffic, admin_key: &str) -> anyhow::Result<()> {
+    for (id, body) in ping_viewer::assets() {
+        let request = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("{}/admin/v1/assets/{id}", traffic.base))
+            .header(CONTENT_TYPE, "application/json")
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {admin_key}"))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .context("building an admin request")?;
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, traffic.client.request(request))
+            .await
+            .context("the admin API did not answer in time")?
+            .context("the admin API is unreachable")?;
+        let status = response.status();
+        let text = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if !status.is_success() {
+            bail!(
+                "configuring ping asset `{id}`: {status} {}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One Adobe event (not `sessionStart`) to its session's events URI.
@@ -754,6 +956,7 @@ enum Outcome {
         status: u16,
         retry_after: Option<Duration>,
         location: Option<String>,
+        body: Bytes,
         latency: Duration,
     },
     Error,
@@ -906,6 +1109,15 @@ mod tests {
         answered_503: u64,
         pixel: PixelSeen,
         media: MediaSeen,
+        ping: PingSeen,
+    }
+
+    /// What the test server saw of the ping protocol.
+    #[derive(Default)]
+    struct PingSeen {
+        assets: u64,
+        preplays: u64,
+        pings: u64,
     }
 
     /// What the test server saw of the Media Collection API.
@@ -1068,6 +1280,24 @@ mod tests {
                                 .map(|b| b.to_bytes())
                                 .unwrap_or_default();
                             let mut seen = state.lock().unwrap();
+                            let ping_answer =
+                                if method == Method::PUT && path.starts_with("/admin/v1/assets/") {
+                                    seen.ping.assets += 1;
+                                    Some("{}")
+                                } else if path.starts_with("/preplay/") && ua_ok {
+                                    seen.ping.preplays += 1;
+                                    Some(r#"{"sid": "fake"}"#)
+                                } else if path == "/session/ping/fake.json" && ua_ok {
+                                    seen.ping.pings += 1;
+                                    Some(r#"{"next_time": -1.0}"#)
+                                } else {
+                                    None
+                                };
+                            if let Some(answer) = ping_answer {
+                                return Ok::<_, Infallible>(Response::new(Full::new(
+                                    Bytes::from_static(answer.as_bytes()),
+                                )));
+                            }
                             if path.starts_with("/api/v1/") {
                                 let request_ok = method == Method::POST && ua_ok && json_ok;
                                 let (status, location) =
@@ -1297,6 +1527,7 @@ mod tests {
             report_suite: SUITE.to_owned(),
             speed: 50.0,
             seed: 1,
+            admin_key: String::new(),
         }
     }
 
@@ -1445,14 +1676,72 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn other_protocols_are_not_implemented_yet() {
+    async fn ping_needs_an_admin_key() {
         let mut opts = options("127.0.0.1:9".parse().unwrap(), Duration::from_secs(1));
         opts.protocol = Protocol::Ping;
         let err = run(opts).await.unwrap_err().to_string();
-        assert!(
-            err.contains("ping") && err.contains("not implemented"),
-            "{err}"
+        assert!(err.contains("--admin-key"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ping_players_against_the_real_server() {
+        use playhead_server::{app, AppState, ServerConfig, SystemClock};
+        use playhead_store::{FsyncPolicy, SqliteStore};
+
+        const READ: &str = "rk_ping_load_0123456789";
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        let mut config = ServerConfig::single("default", KEY, READ);
+        config.admin_key = Some("ak_ping_load".into());
+        let state = AppState::start(config, Arc::new(store), Arc::new(SystemClock)).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app(state)).await });
+
+        let mut opts = options(addr, Duration::from_secs(3));
+        opts.protocol = Protocol::Ping;
+        opts.admin_key = "ak_ping_load".into();
+        opts.viewers = 10;
+        opts.speed = 200.0;
+        let report = bounded(run(opts)).await.unwrap();
+        // Preplays and pings, all answered 200.
+        assert_eq!(
+            report.statuses.keys().collect::<Vec<_>>(),
+            ["200"],
+            "{report}"
         );
+        assert!(report.sessions >= 10, "{report}");
+        assert!(
+            report.requests > 2 * report.sessions,
+            "pings follow each preplay: {report}"
+        );
+
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let request = Request::get(format!(
+            "http://{addr}/data/v1/metrics/breakdown?metric=views&by=protocol"
+        ))
+        .header("Authorization", format!("Bearer {READ}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let breakdown: Value = serde_json::from_slice(&body).unwrap();
+        let ping = breakdown["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == "ping")
+            .unwrap_or_else(|| panic!("no ping views: {breakdown}"));
+        // Sessions the run counted but whose preplay was cut by the end of
+        // the run may be missing; every view the server has was a preplay.
+        let views = ping["views"].as_u64().unwrap();
+        assert!(
+            views >= 10 && views <= report.sessions,
+            "{views} vs {report}"
+        );
+        server.abort();
     }
 
     #[tokio::test]
@@ -1628,15 +1917,23 @@ mod tests {
     }
 
     #[test]
-    fn the_demo_is_half_native_a_quarter_pixel_a_quarter_adobe() {
-        let count = |p: Protocol| (0..40).filter(|i| Mix::Demo.protocol_of(*i) == p).count();
-        assert_eq!(count(Protocol::Native), 20);
-        assert_eq!(count(Protocol::Pixel), 10);
-        assert_eq!(count(Protocol::MediaCollection), 10);
-        // Three viewers show all three.
-        assert_eq!(Mix::Demo.protocol_of(0), Protocol::Native);
-        assert_eq!(Mix::Demo.protocol_of(1), Protocol::Pixel);
-        assert_eq!(Mix::Demo.protocol_of(2), Protocol::MediaCollection);
+    fn the_demo_mixes_every_protocol_native_twice() {
+        let per_round = 8;
+        let viewers = per_round * DEMO_MIX.len();
+        let count = |p: Protocol| {
+            (0..viewers)
+                .filter(|i| Mix::Demo.protocol_of(*i) == p)
+                .count()
+        };
+        assert_eq!(count(Protocol::Native), 2 * per_round);
+        assert_eq!(count(Protocol::Pixel), per_round);
+        assert_eq!(count(Protocol::MediaCollection), per_round);
+        assert_eq!(count(Protocol::Ping), per_round);
+        // The first viewers show every protocol.
+        let first: std::collections::BTreeSet<Protocol> = (0..DEMO_MIX.len())
+            .map(|i| Mix::Demo.protocol_of(i))
+            .collect();
+        assert_eq!(first.len(), DEMO_MIX.len() - 1);
         assert_eq!(Mix::All(Protocol::Pixel).protocol_of(0), Protocol::Pixel);
     }
 
@@ -1648,6 +1945,7 @@ mod tests {
             format!("http://{addr}"),
             KEY.to_owned(),
             SUITE.to_owned(),
+            "admin".to_owned(),
             5,
             1000.0,
             rx,
@@ -1657,7 +1955,11 @@ mod tests {
             loop {
                 {
                     let seen = seen.lock().unwrap();
-                    if seen.requests > 0 && seen.pixel.requests > 0 && seen.media.requests > 0 {
+                    if seen.requests > 0
+                        && seen.pixel.requests > 0
+                        && seen.media.requests > 0
+                        && seen.ping.pings > 0
+                    {
                         break;
                     }
                 }

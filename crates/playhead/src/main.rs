@@ -72,9 +72,9 @@ enum Command {
         /// Seconds to run.
         #[arg(long, default_value_t = 10)]
         duration: u64,
-        /// The property's ingest key; required for native, unused by pixel
-        /// (its pullzone picks the property) and media_collection (its
-        /// report suite does).
+        /// The property's ingest key; required for native and user_activity
+        /// (it is the UAV token), unused by pixel (its pullzone picks the
+        /// property) and media_collection (its report suite does).
         #[arg(long, env = "PLAYHEAD_INGEST_KEY")]
         ingest_key: Option<String>,
         /// `analytics.reportSuite` the media_collection players send (it
@@ -90,6 +90,9 @@ enum Command {
         /// Random seed of the simulated population.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The admin key; ping runs configure their assets with it.
+        #[arg(long, env = "PLAYHEAD_ADMIN_KEY")]
+        admin_key: Option<String>,
     },
 }
 
@@ -136,6 +139,7 @@ fn main() -> anyhow::Result<()> {
             report_suite,
             speed,
             seed,
+            admin_key,
         } => {
             init_logs(LogFormat::Human);
             let report = runtime.block_on(load::run(LoadOptions {
@@ -148,6 +152,7 @@ fn main() -> anyhow::Result<()> {
                 report_suite,
                 speed,
                 seed,
+                admin_key: admin_key.unwrap_or_default(),
             }))?;
             println!("{report}");
             Ok(())
@@ -188,6 +193,8 @@ async fn serve(mut settings: Settings, demo: Option<(usize, f64)>) -> anyhow::Re
         }
     }
     let ingest_key = settings.server.properties[0].ingest_key.clone();
+    // The demo's ping players need assets, configured through the admin API.
+    let admin_key = settings.server.admin_key.clone().unwrap_or_default();
     // The demo's Adobe players send a suite the first property claims (any
     // suite reaches a catch-all property).
     let report_suite = settings.server.properties[0]
@@ -233,6 +240,7 @@ async fn serve(mut settings: Settings, demo: Option<(usize, f64)>) -> anyhow::Re
             format!("http://{addr}"),
             ingest_key,
             report_suite,
+            admin_key,
             viewers,
             speed,
             stop_rx.clone(),

@@ -1,6 +1,7 @@
 //! The router: every route, and the layers around them (CORS, body limit,
 //! timeouts, request metrics). `app(state)` is what tests call without a socket.
 
+use crate::admin;
 use crate::api;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
@@ -8,13 +9,14 @@ use crate::ingest::{Pipeline, PipelineConfig};
 use crate::media_collection_ingest;
 use crate::native_ingest;
 use crate::ops;
+use crate::ping_ingest;
 use crate::pixel_ingest;
 use crate::telemetry::{RouteLabels, Telemetry};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use playhead_store::{Store, StoreError};
 use std::sync::Arc;
@@ -30,6 +32,10 @@ pub struct AppState {
     pub pipeline: Pipeline,
     pub clock: Arc<dyn Clock>,
     pub telemetry: Arc<Telemetry>,
+    /// Pings of one session run one at a time.
+    pub ping_locks: Arc<crate::ping_ingest::PingLocks>,
+    /// Wakes the ad-beacon sender.
+    pub beacons: Arc<crate::beacons::Beacons>,
 }
 
 impl AppState {
@@ -49,12 +55,20 @@ impl AppState {
                 max_group_commit: config.max_group_commit,
             },
         )?;
+        let beacons = crate::beacons::Beacons::start(
+            store.ads(),
+            clock.clone(),
+            telemetry.clone(),
+            config.beacons.clone(),
+        )?;
         Ok(AppState {
             config: Arc::new(config),
             store,
             pipeline,
             clock,
             telemetry,
+            ping_locks: crate::ping_ingest::locks(),
+            beacons,
         })
     }
 }
@@ -69,15 +83,43 @@ pub fn app(state: AppState) -> Router {
     // whole router answers preflights before routing.
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
     let ingest = Router::new()
         .route("/v1/events", post(native_ingest::post_events))
         .route(
+            "/v1/player-messages",
+            post(crate::player_messages_ingest::post_messages),
+        )
+        .route(
             "/icon.gif",
             get(pixel_ingest::get_icon).post(pixel_ingest::post_icon),
         )
-        .route("/realtime/icon.gif", get(pixel_ingest::get_live_icon));
+        .route("/realtime/icon.gif", get(pixel_ingest::get_live_icon))
+        .route(
+            "/useractivityvault/v1/useractivity/{activityName}",
+            post(crate::user_activity_ingest::post_activity),
+        );
+    let ping = Router::new()
+        .route("/preplay/{asset}", get(ping_ingest::preplay_vod))
+        .route("/preplay/channel/{channel}", get(ping_ingest::preplay_live))
+        .route("/api/v3/preplay/{asset}", get(ping_ingest::preplay_vod))
+        .route(
+            "/api/v3/preplay/channel/{channel}",
+            get(ping_ingest::preplay_live),
+        )
+        .route("/session/ping/{sid}", get(ping_ingest::ping))
+        .route("/api/v3/ping/ad/{sid}", get(ping_ingest::ping));
+    let admin = Router::new()
+        .route(
+            "/admin/v1/assets/{asset}",
+            put(admin::put_asset).get(admin::get_asset),
+        )
+        .route(
+            "/admin/v1/channels/{channel}",
+            put(admin::put_channel).get(admin::get_channel),
+        )
+        .route("/admin/v1/beacons", get(admin::beacons));
     let data = Router::new()
         .route("/data/v1/sessions", get(api::sessions::list))
         .route("/data/v1/sessions/{id}", get(api::sessions::detail))
@@ -89,7 +131,9 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/data/v1/videos/{video_id}/retention",
             get(api::videos::retention),
-        );
+        )
+        .route("/data/v1/property", get(api::property::show))
+        .route("/data/v1/errors", get(api::errors::list));
     let ops = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -97,6 +141,8 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(ops::openapi));
     let routes = Router::new()
         .merge(ingest)
+        .merge(ping)
+        .merge(admin)
         .merge(data)
         .merge(ops)
         .fallback(not_found)
@@ -118,8 +164,14 @@ pub fn app(state: AppState) -> Router {
         .fallback_service(cors.layer(routes))
 }
 
-async fn not_found() -> crate::error::ApiError {
-    crate::error::ApiError::not_found("no such route")
+/// The dashboard's files and pages (`assets`); any other path, and every
+/// API path, gets the JSON `404`.
+async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    crate::assets::page(&method, uri.path()).unwrap_or_else(|| {
+        axum::response::IntoResponse::into_response(crate::error::ApiError::not_found(
+            "no such route",
+        ))
+    })
 }
 
 async fn method_not_allowed(method: Method) -> crate::error::ApiError {

@@ -6,12 +6,19 @@
 //! - [`native_ingest`]: `POST /v1/events`.
 //! - [`media_collection_ingest`]: `/api/v1/...` (Adobe Media Collection API).
 //! - [`pixel_ingest`]: `/icon.gif` and `/realtime/icon.gif` (pixel beacons).
+//! - [`ping_ingest`]: Uplynk-compatible preplay and ping; [`beacons`]: the
+//!   server-side ad-beacon sender; [`admin`]: `/admin/v1` (assets, channels,
+//!   beacon log).
 //! - [`api`]: the read API under `/data/v1`.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! - [`assets`]: the dashboard (`web/`), embedded at build time and served at `/`.
 //! - [`config`], [`clock`], [`error`], [`telemetry`], [`user_agent`].
 
+pub mod admin;
 pub mod api;
 pub mod app;
+pub mod assets;
+pub mod beacons;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -19,8 +26,11 @@ pub mod ingest;
 pub mod media_collection_ingest;
 pub mod native_ingest;
 pub mod ops;
+pub mod ping_ingest;
 pub mod pixel_ingest;
+pub mod player_messages_ingest;
 pub mod telemetry;
+pub mod user_activity_ingest;
 pub mod user_agent;
 
 pub use app::{app, AppState};

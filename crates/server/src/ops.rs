@@ -46,13 +46,19 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     paths(
         healthz, readyz, metrics, openapi,
         crate::native_ingest::post_events,
+        crate::player_messages_ingest::post_messages,
         crate::pixel_ingest::get_icon, crate::pixel_ingest::post_icon, crate::pixel_ingest::get_live_icon,
+        crate::user_activity_ingest::post_activity,
         crate::api::videos::retention,
         crate::media_collection_ingest::start_session, crate::media_collection_ingest::post_event,
         crate::media_collection_ingest::downloaded, crate::media_collection_ingest::schema,
         crate::api::sessions::list, crate::api::sessions::detail, crate::api::sessions::events,
         crate::api::metrics::overview, crate::api::metrics::timeseries,
         crate::api::metrics::breakdown, crate::api::metrics::realtime,
+        crate::ping_ingest::preplay_vod, crate::ping_ingest::preplay_live, crate::ping_ingest::ping,
+        crate::admin::put_asset, crate::admin::get_asset, crate::admin::put_channel,
+        crate::admin::get_channel, crate::admin::beacons,
+        crate::api::property::show, crate::api::errors::list,
     ),
     modifiers(&ReadKeyScheme)
 )]

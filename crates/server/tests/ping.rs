@@ -815,3 +815,32 @@ async fn live_channel_announces_upcoming_breaks() {
     assert_eq!(v["content_type"], "live");
     assert_eq!(v["metrics"]["ad_breaks"], 1);
 }
+
+#[tokio::test]
+async fn a_ping_credits_at_most_the_wall_time_elapsed_plus_one_second() {
+    let s = server(sequential()).await;
+    let r = s
+        .call(
+            Method::PUT,
+            "/admin/v1/assets/plain",
+            Some(ADMIN),
+            Some(json!({"duration_s": 600, "play_url": "https://cdn.test/plain.m3u8"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = s
+        .call(Method::GET, "/preplay/plain.json?ad.cping=1", None, None)
+        .await;
+    let sid = r.body["sid"].as_str().unwrap().to_owned();
+    // No ads: every 60 s.
+    assert_eq!(s.ping(&sid, 0.0, "pt=0&ev=start").await, 60.0);
+    // A client claiming 60 s of play after 10 s of wall time: 10 + 1 s credited.
+    assert_eq!(s.ping(&sid, 10.0, "pt=60").await, 120.0);
+    assert_eq!(s.session(&sid).await["metrics"]["playing_time_ms"], 11_000.0);
+    // Then an honest minute: all of it.
+    s.ping(&sid, 70.0, "pt=120").await;
+    let v = s.session(&sid).await;
+    assert_eq!(v["metrics"]["playing_time_ms"], 71_000.0);
+    assert_eq!(v["metrics"]["max_playhead_s"], 120.0);
+    assert_eq!(v["open"], true);
+}

@@ -4,8 +4,11 @@
 //! - [`sessions`]: sessions list, detail and events.
 //! - [`metrics`]: overview, timeseries, breakdown, realtime.
 //! - [`videos`]: per-video retention curve.
+//! - [`property`], [`errors`]: the read key's property; errors by code and message (for the dashboard).
 
+pub mod errors;
 pub mod metrics;
+pub mod property;
 pub mod sessions;
 pub mod videos;
 
