@@ -836,11 +836,40 @@ async fn a_ping_credits_at_most_the_wall_time_elapsed_plus_one_second() {
     assert_eq!(s.ping(&sid, 0.0, "pt=0&ev=start").await, 60.0);
     // A client claiming 60 s of play after 10 s of wall time: 10 + 1 s credited.
     assert_eq!(s.ping(&sid, 10.0, "pt=60").await, 120.0);
-    assert_eq!(s.session(&sid).await["metrics"]["playing_time_ms"], 11_000.0);
+    assert_eq!(
+        s.session(&sid).await["metrics"]["playing_time_ms"],
+        11_000.0
+    );
     // Then an honest minute: all of it.
     s.ping(&sid, 70.0, "pt=120").await;
     let v = s.session(&sid).await;
     assert_eq!(v["metrics"]["playing_time_ms"], 71_000.0);
     assert_eq!(v["metrics"]["max_playhead_s"], 120.0);
     assert_eq!(v["open"], true);
+}
+
+#[tokio::test]
+async fn client_side_beaconing_and_features_without_impressions_fire_nothing() {
+    let rx = Receiver::start().await;
+    let s = server(sequential()).await;
+    s.put_asset(schedule(&rx.base, false)).await;
+    // `ad.sssb=1`: the client fires the beacons; `ad.pingf=2`: video views
+    // only, no ad impressions by ping. Both still count the ads.
+    for query in ["ad.cping=1&ad.sssb=1", "ad.cping=1&ad.pingf=2"] {
+        let sid = s.preplay(query).await.body["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut next = s.ping(&sid, 0.0, "pt=0&ev=start").await;
+        while next > 0.0 && next <= 10.0 {
+            next = s.ping(&sid, next, &format!("pt={next}")).await;
+        }
+        let log = s.beacon_log(&sid).await;
+        assert_eq!(log["beacons"], json!([]), "{query}");
+        let m = &s.session(&sid).await["metrics"];
+        assert_eq!(m["ads_completed"], 1, "{query}");
+        assert_eq!(m["ad_breaks"], 1, "{query}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.hits().is_empty(), "{:?}", rx.paths());
 }
