@@ -23,6 +23,8 @@ const INGEST: &str = "ping-e2e-ingest";
 const READ: &str = "ping-e2e-read-0123456789";
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// What the fake ad server received: (path, User-Agent).
+type Hits = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 async fn call(
     client: &HttpClient,
@@ -60,10 +62,7 @@ async fn call(
     )
 }
 
-async fn record(
-    State(hits): State<Arc<Mutex<Vec<(String, Option<String>)>>>>,
-    req: Request,
-) -> StatusCode {
+async fn record(State(hits): State<Hits>, req: Request) -> StatusCode {
     let ua = req
         .headers()
         .get("user-agent")
@@ -164,7 +163,7 @@ async fn owed_beacons_are_fired_once_after_kill_9() {
     }
     drop(server); // SIGKILL
                   // The ad server comes up; Playhead restarts on the same data.
-    let hits: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+    let hits: Hits = Arc::default();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
