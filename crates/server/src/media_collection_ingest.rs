@@ -163,7 +163,11 @@ fn session_batch(property: &str, sid: &str, decoded: Vec<Decoded>) -> Batch {
 }
 
 /// Create a session from decoded events that start with `sessionStart`.
-async fn create(state: &AppState, decoded: Vec<Decoded>) -> Result<Response, MediaError> {
+async fn create(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    decoded: Vec<Decoded>,
+) -> Result<Response, MediaError> {
     let suite = decoded
         .first()
         .and_then(|d| d.report_suite.clone())
@@ -181,6 +185,7 @@ async fn create(state: &AppState, decoded: Vec<Decoded>) -> Result<Response, Med
     let sid = new_sid(&property);
     let mut batch = session_batch(&property, &sid, decoded);
     batch.meta.dimensions.insert("report_suite".into(), suite);
+    crate::user_agent::add_dimensions(headers, &mut batch.meta.dimensions);
     state
         .pipeline
         .submit(batch, Requirement::OpenOrCreate)
@@ -206,6 +211,7 @@ fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<By
         (status = 400, description = "{\"message\"} naming the field"), (status = 503)))]
 pub async fn start_session(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, MediaError> {
     let body = read_body(&state, body)?;
@@ -224,7 +230,7 @@ pub async fn start_session(
         }
         vec![d]
     };
-    create(&state, decoded).await
+    create(&state, &headers, decoded).await
 }
 
 /// `POST /api/v1/downloaded`: an offline session in one array.
@@ -233,11 +239,12 @@ pub async fn start_session(
     responses((status = 201), (status = 400), (status = 503)))]
 pub async fn downloaded(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, MediaError> {
     let body = read_body(&state, body)?;
     let decoded = media_collection::decode_batch(&body, state.clock.now_ms(), false)?;
-    create(&state, decoded).await
+    create(&state, &headers, decoded).await
 }
 
 /// `POST /api/v1/sessions/{sid}/events`.

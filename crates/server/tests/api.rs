@@ -1347,3 +1347,36 @@ async fn overload_sheds_with_503_retry_after_and_never_loses_accepted_events() {
     let r = s.get_anonymous("/readyz").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
+
+#[tokio::test]
+async fn media_collection_sessions_get_user_agent_dimensions() {
+    let s = server();
+    let start = json!({"eventType": "sessionStart", "playerTime": {"playhead": 0, "ts": T0},
+        "params": {"analytics.reportSuite": "any", "analytics.trackingServer": "t.example",
+                   "media.channel": "c", "media.contentType": "vod", "media.id": "m1",
+                   "media.length": 60, "media.name": "n", "media.playerName": "p",
+                   "visitor.marketingCloudOrgId": "org@AdobeOrg"}});
+    let req = Request::post("/api/v1/sessions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::USER_AGENT,
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+        )
+        .body(Body::from(start.to_string()))
+        .unwrap();
+    let r = send(&s.router, req).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let sid = r
+        .header("location")
+        .unwrap()
+        .trim_start_matches("/api/v1/sessions/")
+        .to_owned();
+    let req = Request::get(format!("/data/v1/sessions/{sid}"))
+        .header(header::AUTHORIZATION, format!("Bearer {READ_A}"))
+        .body(Body::empty())
+        .unwrap();
+    let v = send(&s.router, req).await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text);
+    assert_eq!(v.body["dimensions"]["browser"], "Chrome", "{}", v.text);
+    assert_eq!(v.body["dimensions"]["os"], "Windows 10", "{}", v.text);
+}
