@@ -28,11 +28,16 @@ test('iframe player: token expired (code 16) fails the session; other origins ar
     player: player.origin, evil: intruder.origin, errorAfter: '3',
   });
   await page.goto(`${site.origin}/iframe.html?${q}`);
-  const frameOf = (origin) => page.frames().find((f) => f.url().startsWith(origin));
-  await page.waitForFunction(() => document.querySelectorAll('iframe').length === 2);
-  await page.waitForTimeout(100);
-  const playerFrame = frameOf(player.origin);
-  const intruderFrame = frameOf(intruder.origin);
+  const frameOf = async (origin) => {
+    for (let i = 0; i < 200; i++) {
+      const f = page.frames().find((f) => f.url().startsWith(origin));
+      if (f) return f;
+      await page.waitForTimeout(50);
+    }
+    throw new Error(`no frame from ${origin}`);
+  };
+  const playerFrame = await frameOf(player.origin);
+  const intruderFrame = await frameOf(intruder.origin);
   await playerFrame.waitForFunction(() => window.__log && window.__log.done === true, null, { timeout: 30_000 });
   await intruderFrame.waitForFunction(() => window.__done === true, null, { timeout: 30_000 });
   const log = await playerFrame.evaluate(() => window.__log);

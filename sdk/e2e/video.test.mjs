@@ -44,11 +44,12 @@ test('<video> to its end: played, startup time, playing time close to real time,
   // own listeners ran a moment before the SDK's, so allow a few ms).
   assert.ok(m.startup_time_ms > 0 && m.startup_time_ms < 5000, `startup ${m.startup_time_ms}`);
   assert.ok(Math.abs(m.startup_time_ms - pageStartupMs) <= 50, `startup ${m.startup_time_ms} vs page ${pageStartupMs}`);
-  // Playing time: the server's state accounting against the page's clock.
-  assert.ok(Math.abs(m.playing_time_ms - realPlayingMs) <= 250, `playing ${m.playing_time_ms} vs real ${realPlayingMs}`);
+  // Playing time: the server's state accounting against the page's clock
+  // (a stall, should a slow machine have one, is rebuffer time instead).
+  const accounted = m.playing_time_ms + m.rebuffer_time_ms;
+  assert.ok(Math.abs(accounted - realPlayingMs) <= 250, `playing ${m.playing_time_ms} + stalled ${m.rebuffer_time_ms} vs real ${realPlayingMs}`);
   // ... and against the clip itself: 6 s of media at rate 1.
-  assert.ok(Math.abs(m.playing_time_ms - CLIP_S * 1000) <= 1500, `playing ${m.playing_time_ms} vs ${CLIP_S * 1000}`);
-  assert.equal(m.rebuffer_count, 0);
+  assert.ok(Math.abs(m.playing_time_ms - CLIP_S * 1000) <= 1000, `playing ${m.playing_time_ms} vs ${CLIP_S * 1000}`);
   // The duration came from loadedmetadata; the whole clip was watched once.
   assert.ok(Math.abs(s.duration_s - CLIP_S) < 0.1, `duration ${s.duration_s}`);
   assert.ok(Math.abs(m.max_playhead_s - CLIP_S) < 0.1, `max playhead ${m.max_playhead_s}`);

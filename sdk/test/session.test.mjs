@@ -170,3 +170,50 @@ test('the <video> adapter maps media events and sends heartbeats with frame coun
   await env.advance(30_000);
   assert.equal(env.posts.flatMap((p) => p.body.events).length + env.beacons.flatMap((b) => b.body.events).length, n);
 });
+
+/** A stand-in for an Hls instance: what trackHls uses (on, off, levels). */
+class FakeHls {
+  listeners = new Map();
+  levels = [
+    { bitrate: 220000, width: 320, height: 180 },
+    { bitrate: 880000, width: 640, height: 360 },
+  ];
+  on(name, fn) {
+    this.listeners.set(name, [...(this.listeners.get(name) || []), fn]);
+  }
+  off(name, fn) {
+    this.listeners.set(name, (this.listeners.get(name) || []).filter((f) => f !== fn));
+  }
+  emit(name, data) {
+    for (const fn of this.listeners.get(name) || []) fn(name, data);
+  }
+}
+
+test('the hls.js adapter: level switches with bitrate and size, fatal errors only', async () => {
+  const { trackHls } = await import('../dist/hls.js');
+  const env = new FakeEnv();
+  const video = new FakeVideo();
+  const hls = new FakeHls();
+  const tracker = trackHls(hls, video, { endpoint: 'http://ph.test', property: 'k', env });
+  video.currentTime = 1.5;
+  hls.emit('hlsLevelSwitched', { level: 0 });
+  hls.emit('hlsLevelSwitched', { level: 0 }); // the same level again: nothing new
+  hls.emit('hlsLevelSwitched', { level: 1 });
+  hls.emit('hlsError', { fatal: false, type: 'mediaError', details: 'bufferStalledError' });
+  hls.emit('hlsError', { fatal: true, type: 'networkError', details: 'manifestLoadError' });
+  // The element's intrinsic size is left to hls.js's levels here.
+  video.videoWidth = 640;
+  video.videoHeight = 360;
+  video.fire('resize');
+  await env.advance(1000);
+  tracker.destroy();
+  assert.equal(hls.listeners.get('hlsLevelSwitched').length, 0, 'listeners removed');
+  const events = [...env.posts.flatMap((p) => p.body.events), ...env.beacons.flatMap((b) => b.body.events)];
+  assert.deepEqual(
+    events.filter((e) => e.type === 'renditionchange').map((e) => [e.bitrate_bps, e.width, e.height, e.level]),
+    [[220000, 320, 180, 0], [880000, 640, 360, 1]],
+  );
+  const errors = events.filter((e) => e.type === 'error');
+  assert.deepEqual(errors.map((e) => [e.code, e.message, e.fatal, e.playhead]), [['manifestLoadError', 'networkError', true, 1.5]]);
+  assert.equal(env.posts[0].body.session.player.name, 'hls.js');
+});

@@ -30,7 +30,11 @@ const NAV: [string, string][] = [
   ['/sessions', 'Sessions'],
 ];
 
-/** The page for a path, and the path's arguments. */
+/**
+ * The page for a path, and the path's arguments. The server answers
+ * index.html only for these first segments (`PAGES` in
+ * crates/server/src/assets.rs): keep the two lists together.
+ */
 function route(path: string): { page: Page; args: string[]; section: string } | null {
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   const [head, ...rest] = parts;

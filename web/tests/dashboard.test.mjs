@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { api, HOSTILE_MESSAGE, HOSTILE_TITLE, HOSTILE_VIDEO, READ_KEY, seed, startServer } from './server.mjs';
+import { api, HOSTILE_MESSAGE, HOSTILE_TITLE, HOSTILE_VIDEO, READ_KEY, seed, startServer, touchLive } from './server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHOTS = path.resolve(here, '../../artifacts/dashboard');
@@ -189,6 +189,37 @@ test('a filter narrows every number and lives in a shareable URL', async () => {
   await ready('/', null);
 });
 
+test('a custom range: from and to picked by hand', async () => {
+  const before = await range();
+  await page.selectOption('#range', 'custom');
+  await page.waitForSelector('#range-from');
+  await ready('/', null);
+  assert.equal(new URL(page.url()).searchParams.get('range'), 'custom');
+  // Two to four hours ago, in the browser's local time, to the minute.
+  const local = (ms) => page.evaluate((t) => {
+    const d = new Date(t);
+    const pad = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }, ms);
+  const now = Date.now();
+  await page.fill('#range-from', await local(now - 4 * 3_600_000));
+  await page.fill('#range-to', await local(now - 2 * 3_600_000));
+  await page.click('#range-apply');
+  await ready('/', before.from);
+  const { from, to } = await range();
+  const url = new URL(page.url());
+  assert.equal(url.searchParams.get('from'), from);
+  assert.equal(url.searchParams.get('to'), to);
+  const m = await assertTilesEqualApi();
+  const inRange = sessions.filter((s) => s.t0 >= Number(from) && s.t0 < Number(to)).length;
+  assert.ok(inRange > 0);
+  assert.equal(m.views, inRange);
+  await shot('overview-custom-range');
+  await page.selectOption('#range', '24h');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('range') === '24h');
+  await ready('/', null);
+});
+
 test('quality page: series and breakdowns', async () => {
   await page.click('nav a:has-text("Quality")');
   await ready('/quality');
@@ -243,6 +274,7 @@ test('ads page: impressions and the quartile funnel', async () => {
 });
 
 test('realtime page: viewers now, updated every few seconds', async () => {
+  await touchLive(server.url, sessions);
   await page.click('nav a:has-text("Realtime")');
   await ready('/realtime');
   const shown = Number(await page.getAttribute('#realtime-viewers', 'data-value'));

@@ -146,6 +146,24 @@ export function plan(now) {
   ].map((s, i) => ({ ...s, t0: now - s.ago, viewer: `viewer-${i % 6}` }));
 }
 
+/** A heartbeat for each live session now, so that it counts as watching "now" (the last 60 s). */
+export async function touchLive(base, sessions) {
+  for (const s of sessions.filter((x) => x.live)) {
+    s.seq = (s.seq ?? 100) + 1;
+    const body = {
+      property: INGEST_KEY,
+      session: { id: s.id, video_id: s.video, viewer_id: s.viewer, content_type: 'live' },
+      events: [{ seq: s.seq, ts: Date.now(), type: 'heartbeat', playhead: 5 + s.seq }],
+    };
+    const resp = await fetch(`${base}/v1/events`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'User-Agent': s.ua },
+      body: JSON.stringify(body),
+    });
+    if (resp.status !== 202) throw new Error(`heartbeat of ${s.id}: ${resp.status} ${await resp.text()}`);
+  }
+}
+
 /** Post every planned session; returns the plan. */
 export async function seed(base, now = Date.now()) {
   const sessions = plan(now);

@@ -20,6 +20,9 @@
 //!   refused leaves the viewer watching untracked until the session's
 //!   planned end.
 //!
+//! - player_messages ([`crate::player_messages_viewer::plan_session`]): an
+//!   iframe player behind the SDK bridge, `POST /v1/player-messages`.
+//!
 //! All viewers share one keep-alive HTTP/1 client. A `503` is retried with
 //! the same request after its `Retry-After`, as the SDK (or the browser's
 //! beacon queue) does; other answers are counted and the session goes on.
@@ -213,14 +216,17 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
         Protocol::UserActivity if opts.ingest_key.is_empty() => {
             bail!("--ingest-key (or PLAYHEAD_INGEST_KEY) is required for --protocol user_activity: it is the UAV token")
         }
+        Protocol::PlayerMessages if opts.ingest_key.is_empty() => {
+            bail!(
+                "--ingest-key (or PLAYHEAD_INGEST_KEY) is required for --protocol player_messages"
+            )
+        }
         Protocol::Native
         | Protocol::Pixel
         | Protocol::MediaCollection
         | Protocol::Ping
-        | Protocol::UserActivity => {}
-        other => bail!(
-            "protocol `{other}` is not implemented yet in `playhead load` (only `native`, `pixel`, `media_collection`, `ping` and `user_activity` are)"
-        ),
+        | Protocol::UserActivity
+        | Protocol::PlayerMessages => {}
     }
     if opts.viewers == 0 {
         bail!("--viewers must be at least 1");
@@ -305,6 +311,7 @@ const DEMO_MIX: &[Protocol] = &[
     Protocol::Native,
     Protocol::Ping,
     Protocol::UserActivity,
+    Protocol::PlayerMessages,
 ];
 
 impl Mix {
@@ -450,6 +457,10 @@ impl Traffic {
                     self.media_sessions(rng, &mut tally, &mut signals).await;
                 }
                 Protocol::Ping => self.ping_sessions(rng, &mut tally, &mut signals).await,
+                Protocol::PlayerMessages => {
+                    self.player_messages_sessions(rng, &mut tally, &mut signals)
+                        .await;
+                }
                 _ => self.native_sessions(rng, &mut tally, &mut signals).await,
             }
         }
@@ -568,6 +579,45 @@ impl Traffic {
                 .await
             {
                 return;
+            }
+        }
+    }
+
+    /// Iframe players behind the SDK bridge (`POST /v1/player-messages`):
+    /// one view after the other, each batch sent when the bridge would.
+    async fn player_messages_sessions(
+        &self,
+        mut rng: StdRng,
+        tally: &mut Tally,
+        signals: &mut Signals,
+    ) {
+        let Ok(uri) = format!("{}/v1/player-messages", self.base).parse::<Uri>() else {
+            tally.count("error");
+            return;
+        };
+        loop {
+            let started = Instant::now();
+            let plan =
+                crate::player_messages_viewer::plan_session(&mut rng, epoch_ms(), &self.ingest_key);
+            tally.sessions += 1;
+            for request in &plan.requests {
+                if !signals
+                    .sleep_until(started + request.send_at(self.speed))
+                    .await
+                {
+                    return;
+                }
+                let outgoing = Outgoing {
+                    method: Method::POST,
+                    uri: uri.clone(),
+                    user_agent: plan.user_agent,
+                    content_type: Some("text/plain"),
+                    body: Bytes::from(request.body.to_string()),
+                    events: request.messages() as u64,
+                };
+                if self.deliver(&outgoing, tally, signals).await.is_none() {
+                    return;
+                }
             }
         }
     }

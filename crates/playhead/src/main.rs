@@ -72,8 +72,8 @@ enum Command {
         /// Seconds to run.
         #[arg(long, default_value_t = 10)]
         duration: u64,
-        /// The property's ingest key; required for native and user_activity
-        /// (it is the UAV token), unused by pixel (its pullzone picks the
+        /// The property's ingest key; required for native, player_messages
+        /// and user_activity (it is the UAV token), unused by pixel (its pullzone picks the
         /// property) and media_collection (its report suite does).
         #[arg(long, env = "PLAYHEAD_INGEST_KEY")]
         ingest_key: Option<String>,

@@ -274,13 +274,13 @@ pub fn plan_session(rng: &mut impl Rng, start_ms: i64) -> UavSessionPlan {
     });
     let device_id = format!("stb-{:08x}", mix >> 32);
     // Most households log in anonymously: `userId` is sent empty.
-    let user_id = if (mix >> 8) % 4 == 0 {
+    let user_id = if (mix >> 8) & 3 == 0 {
         format!("user-{}", household)
     } else {
         String::new()
     };
     let account_id = format!("acc-{}", household / 3);
-    let metrics_interval_ms = if (mix >> 16) % 5 == 0 {
+    let metrics_interval_ms = if (mix >> 16) % 5 == 4 {
         SLOW_METRICS_INTERVAL_MS
     } else {
         METRICS_INTERVAL_MS

@@ -194,7 +194,7 @@ fn plan(i: usize) -> Plan {
         } else {
             format!("ed-{}", i % 5)
         },
-        technical: (ct == "live-event" || i % 4 == 0).then(|| format!("tech-{}", i % 3)),
+        technical: (ct == "live-event" || i % 4 == 2).then(|| format!("tech-{}", i % 3)),
         programme,
         device: format!("stb-{}", i % 10),
         // 7 min apart, plus a few seconds of jitter.

@@ -65,6 +65,11 @@ export function tile(metric: string, withChart = true): { el: HTMLElement; fill:
       if (!prev) return;
       const p = num(prev.metrics[metric]);
       const c = change(v, p);
+      if (num(prev.metrics.views) === 0) {
+        replace(delta, 'no data in the previous period');
+        delta.className = 'tile-delta';
+        return;
+      }
       if (c === null) {
         replace(delta, p === null || p === 0 ? 'no data in the previous period' : '–');
         delta.className = 'tile-delta';
