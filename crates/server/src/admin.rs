@@ -15,12 +15,15 @@
 use crate::api::{blocking, rfc3339 as iso};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::ping_ingest::load;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::Json;
 use playhead_model::ads::{Asset, Channel};
+use playhead_model::Millis;
 use playhead_protocols::ping::{decode_live_breaks, decode_schedule, vmap};
 use playhead_protocols::ProtocolError;
+use playhead_store::AdStore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -52,6 +55,18 @@ impl FromRequestParts<AppState> for AdminAuth {
         }
         Ok(AdminAuth)
     }
+}
+
+/// Store `value` as JSON through `write` (off the async runtime).
+async fn save<T: serde::Serialize>(
+    state: &AppState,
+    value: &T,
+    write: impl FnOnce(&dyn AdStore, &str, Millis) -> playhead_store::Result<()> + Send + 'static,
+) -> Result<(), ApiError> {
+    let text = serde_json::to_string(value).map_err(ApiError::internal)?;
+    let ads = state.store.ads();
+    let now = state.clock.now_ms();
+    blocking(move || write(&*ads, &text, now)).await
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> ApiError {
@@ -151,10 +166,10 @@ pub async fn put_asset(
         play_url: play_url(&body)?,
         breaks,
     };
-    let text = serde_json::to_string(&asset).map_err(ApiError::internal)?;
-    let ads = state.store.ads();
-    let now = state.clock.now_ms();
-    blocking(move || ads.put_asset(&id, &text, now)).await?;
+    save(&state, &asset, move |ads, text, now| {
+        ads.put_asset(&id, text, now)
+    })
+    .await?;
     Ok(Json(asset))
 }
 
@@ -165,14 +180,11 @@ pub async fn get_asset(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let ads = state.store.ads();
     let key = id.clone();
-    let body = blocking(move || ads.asset(&key))
+    load(&state, move |ads| ads.asset(&key))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("unknown asset `{id}`")))?;
-    Ok(Json(
-        serde_json::from_str(&body).map_err(ApiError::internal)?,
-    ))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown asset `{id}`")))
 }
 
 #[utoipa::path(put, path = "/admin/v1/channels/{channel}", tag = "admin",
@@ -197,10 +209,10 @@ pub async fn put_channel(
         play_url: play_url(&body)?,
         breaks,
     };
-    let text = serde_json::to_string(&channel).map_err(ApiError::internal)?;
-    let ads = state.store.ads();
-    let now = state.clock.now_ms();
-    blocking(move || ads.put_channel(&id, &text, now)).await?;
+    save(&state, &channel, move |ads, text, now| {
+        ads.put_channel(&id, text, now)
+    })
+    .await?;
     Ok(Json(channel))
 }
 
@@ -211,14 +223,11 @@ pub async fn get_channel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let ads = state.store.ads();
     let key = id.clone();
-    let body = blocking(move || ads.channel(&key))
+    load(&state, move |ads| ads.channel(&key))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("unknown channel `{id}`")))?;
-    Ok(Json(
-        serde_json::from_str(&body).map_err(ApiError::internal)?,
-    ))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown channel `{id}`")))
 }
 
 #[derive(Debug, Deserialize)]

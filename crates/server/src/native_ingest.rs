@@ -9,6 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
+use playhead_model::Batch;
 use playhead_protocols::{native, RawRequest};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -88,17 +89,29 @@ pub async fn post_events(
         received_at,
     })
     .inspect_err(|_| state.telemetry.count_events("native", "invalid", 1))?;
+    accept_batch(&state, &headers, &decoded.ingest_key, decoded.batch).await
+}
+
+/// The common end of the native-style routes (`/v1/events`,
+/// `/v1/player-messages`): the ingest key picks the property (`401` when
+/// unknown), the User-Agent adds dimensions, the batch is committed, and the
+/// answer is `202 {"accepted","duplicates","late"}`.
+pub(crate) async fn accept_batch(
+    state: &AppState,
+    headers: &HeaderMap,
+    ingest_key: &str,
+    mut batch: Batch,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let property = state
         .config
-        .property_by_ingest_key(&decoded.ingest_key)
+        .property_by_ingest_key(ingest_key)
         .ok_or_else(|| ApiError {
             code: ErrorCode::Unauthorized,
             message: "property: unknown ingest key".into(),
             field: Some("property".into()),
         })?;
-    let mut batch = decoded.batch;
     batch.key.property = property.name.clone();
-    crate::user_agent::add_dimensions(&headers, &mut batch.meta.dimensions);
+    crate::user_agent::add_dimensions(headers, &mut batch.meta.dimensions);
     let n = batch.events.len();
     let outcome = state
         .pipeline

@@ -158,7 +158,8 @@ fn prefix(headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
-async fn load<T: serde::de::DeserializeOwned + Send + 'static>(
+/// Read one JSON record of the ad store (off the async runtime) and decode it.
+pub(crate) async fn load<T: serde::de::DeserializeOwned + Send + 'static>(
     state: &AppState,
     read: impl FnOnce(&dyn playhead_store::AdStore) -> playhead_store::Result<Option<String>>
         + Send
@@ -186,26 +187,12 @@ pub async fn preplay_vod(
     Peer(peer): Peer,
     headers: HeaderMap,
 ) -> Result<Response, PingError> {
-    let id = strip_json(&file, "asset")?.to_owned();
-    let q = wire::decode_preplay(query.as_deref().unwrap_or(""))?;
-    let key = id.clone();
-    let asset: Asset = load(&state, move |ads| ads.asset(&key))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("unknown asset `{id}`")))?;
-    let (sid, session) = new_session(&state, &q, &headers, peer, asset.property.clone(), false);
-    let session = PingSession {
-        asset: Some(asset.clone()),
-        ..session
-    };
-    start_session(
-        &state,
-        &session,
-        &id,
-        Some(asset.duration_s),
-        false,
-        &headers,
-    )
-    .await?;
+    let (id, q, asset): (_, _, Asset) =
+        resolve(&state, &file, "asset", query, |ads, id| ads.asset(id)).await?;
+    let mut session = new_session(&state, &q, &headers, peer, asset.property.clone(), false);
+    session.asset = Some(asset.clone());
+    start_session(&state, &session, &id, Some(asset.duration_s), &headers).await?;
+    let sid = session.sid;
     let tl = Timeline::vod(&asset);
     let breaks: Vec<Value> = tl
         .breaks
@@ -269,18 +256,12 @@ pub async fn preplay_live(
     Peer(peer): Peer,
     headers: HeaderMap,
 ) -> Result<Response, PingError> {
-    let id = strip_json(&file, "channel")?.to_owned();
-    let q = wire::decode_preplay(query.as_deref().unwrap_or(""))?;
-    let key = id.clone();
-    let channel: Channel = load(&state, move |ads| ads.channel(&key))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("unknown channel `{id}`")))?;
-    let (sid, session) = new_session(&state, &q, &headers, peer, channel.property.clone(), true);
-    let session = PingSession {
-        channel: Some(id.clone()),
-        ..session
-    };
-    start_session(&state, &session, &id, None, true, &headers).await?;
+    let (id, q, channel): (_, _, Channel) =
+        resolve(&state, &file, "channel", query, |ads, id| ads.channel(id)).await?;
+    let mut session = new_session(&state, &q, &headers, peer, channel.property.clone(), true);
+    session.channel = Some(id.clone());
+    start_session(&state, &session, &id, None, &headers).await?;
+    let sid = session.sid;
     // Past breaks between `ts` and `endts` (default: now), when asked.
     let now_s = state.clock.now_ms() as f64 / 1000.0;
     let breaks: Vec<Value> = match q.ts {
@@ -325,10 +306,9 @@ fn new_session(
     peer: Option<SocketAddr>,
     property: String,
     live: bool,
-) -> (String, PingSession) {
-    let sid = uuid::Uuid::new_v4().simple().to_string();
-    let session = PingSession {
-        sid: sid.clone(),
+) -> PingSession {
+    PingSession {
+        sid: uuid::Uuid::new_v4().simple().to_string(),
         property,
         asset: None,
         channel: None,
@@ -339,8 +319,25 @@ fn new_session(
         forwarded_for: forwarded_for(headers, peer),
         created_at: state.clock.now_ms(),
         cursor: Cursor::default(),
-    };
-    (sid, session)
+    }
+}
+
+/// Preplay's common start: the id from `{id}.json`, the query, and the
+/// configured asset or channel (`404` when unknown).
+async fn resolve<T: serde::de::DeserializeOwned + Send + 'static>(
+    state: &AppState,
+    file: &str,
+    what: &'static str,
+    query: Option<String>,
+    read: fn(&dyn playhead_store::AdStore, &str) -> playhead_store::Result<Option<String>>,
+) -> Result<(String, PreplayQuery, T), PingError> {
+    let id = strip_json(file, what)?.to_owned();
+    let q = wire::decode_preplay(query.as_deref().unwrap_or(""))?;
+    let key = id.clone();
+    let found = load(state, move |ads| read(ads, &key))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("unknown {what} `{id}`")))?;
+    Ok((id, q, found))
 }
 
 /// Store the session, then open its analytics session with a `viewinit`.
@@ -349,9 +346,9 @@ async fn start_session(
     session: &PingSession,
     video_id: &str,
     duration_s: Option<f64>,
-    live: bool,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
+    let live = session.channel.is_some();
     let body = serde_json::to_string(session).map_err(ApiError::internal)?;
     let ads = state.store.ads();
     let (sid, now) = (session.sid.clone(), session.created_at);

@@ -4,9 +4,8 @@
 //! (`401` unknown key, `400` naming the field, `415`, `413`, `503`) and CORS.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorCode};
-use crate::ingest::{IngestOutcome, Requirement};
-use crate::native_ingest::{body_rejection, content_type, ingest_error, Accepted};
+use crate::error::ApiError;
+use crate::native_ingest::{body_rejection, content_type, Accepted};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -41,40 +40,7 @@ pub async fn post_messages(
             .telemetry
             .count_events("player_messages", "invalid", 1)
     })?;
-    let property = state
-        .config
-        .property_by_ingest_key(&decoded.ingest_key)
-        .ok_or_else(|| ApiError {
-            code: ErrorCode::Unauthorized,
-            message: "property: unknown ingest key".into(),
-            field: Some("property".into()),
-        })?;
-    let mut batch = decoded.batch;
-    batch.key.property = property.name.clone();
-    crate::user_agent::add_dimensions(&headers, &mut batch.meta.dimensions);
-    let n = batch.events.len();
-    let outcome = state
-        .pipeline
-        .submit(batch, Requirement::OpenOrCreate)
-        .await
-        .map_err(ingest_error)?;
-    let body = match outcome {
-        IngestOutcome::Applied {
-            accepted,
-            duplicates,
-            ..
-        } => Accepted {
-            accepted,
-            duplicates,
-            late: 0,
-        },
-        IngestOutcome::SessionClosed | IngestOutcome::UnknownSession => Accepted {
-            accepted: 0,
-            duplicates: 0,
-            late: n,
-        },
-    };
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    crate::native_ingest::accept_batch(&state, &headers, &decoded.ingest_key, decoded.batch).await
 }
 
 #[cfg(test)]
