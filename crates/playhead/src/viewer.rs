@@ -987,17 +987,17 @@ impl<'a> Script<'a> {
 }
 
 /// A weighted pick.
-fn pick<'t, T>(rng: &mut impl Rng, items: &'t [T], weight: impl Fn(&T) -> u32) -> &'t T {
+pub(crate) fn pick<'t, T>(rng: &mut impl Rng, items: &'t [T], weight: impl Fn(&T) -> u32) -> &'t T {
     let total = total_weight(items, &weight);
     pick_by_key(items, rng.random_range(0..total), weight)
 }
 
-fn total_weight<T>(items: &[T], weight: impl Fn(&T) -> u32) -> u64 {
+pub(crate) fn total_weight<T>(items: &[T], weight: impl Fn(&T) -> u32) -> u64 {
     items.iter().map(|i| u64::from(weight(i))).sum()
 }
 
 /// The item whose cumulative-weight interval holds `key` (< the total weight).
-fn pick_by_key<T>(items: &[T], mut key: u64, weight: impl Fn(&T) -> u32) -> &T {
+pub(crate) fn pick_by_key<T>(items: &[T], mut key: u64, weight: impl Fn(&T) -> u32) -> &T {
     for item in items {
         let w = u64::from(weight(item));
         if key < w {
@@ -1010,7 +1010,7 @@ fn pick_by_key<T>(items: &[T], mut key: u64, weight: impl Fn(&T) -> u32) -> &T {
 
 /// A fixed bit mixer (SplitMix64's finalizer): a viewer's device depends on
 /// their id only, not on the generator.
-fn splitmix(x: u64) -> u64 {
+pub(crate) fn splitmix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
