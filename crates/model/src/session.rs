@@ -21,10 +21,37 @@ impl SessionKey {
     }
 }
 
+/// Whether a session is a playback session (a view, `spec/metrics.md`) or
+/// something else a protocol keeps as a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    /// One attempt to watch one video: a view. Every protocol's default.
+    #[default]
+    Playback,
+    /// An app's activity outside any playback (User Activity Vault
+    /// `appStart`, `railView`, ... without a `playbackSessionId`). Stored,
+    /// listed and shown with its events, but not a view: it counts in no
+    /// aggregate metric (views, viewers, rollups, timeseries, breakdowns,
+    /// concurrent and realtime viewers, retention).
+    App,
+}
+
+impl SessionKind {
+    pub fn is_playback(&self) -> bool {
+        *self == SessionKind::Playback
+    }
+}
+
 /// What requests said about a session. Later requests may add to it: a
 /// field set again takes the newer value, a field left out keeps the old one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionMeta {
+    /// A playback session unless a protocol says otherwise; stored only
+    /// when not `playback` (summaries stored before it existed read as
+    /// playback sessions).
+    #[serde(default, skip_serializing_if = "SessionKind::is_playback")]
+    pub kind: SessionKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +83,10 @@ impl SessionMeta {
                 old.clone_from(new);
             }
         }
+        // `playback` is the default, i.e. "not said": it never undoes a kind.
+        if !newer.kind.is_playback() {
+            self.kind = newer.kind;
+        }
         take(&mut self.video_id, &newer.video_id);
         take(&mut self.viewer_id, &newer.viewer_id);
         take(&mut self.duration_s, &newer.duration_s);
@@ -68,6 +99,11 @@ impl SessionMeta {
         for (k, v) in &newer.custom {
             self.custom.insert(k.clone(), v.clone());
         }
+    }
+
+    /// Whether this is a playback session, one that counts in aggregates.
+    pub fn is_playback(&self) -> bool {
+        self.kind.is_playback()
     }
 
     /// Whether the content is live (no completion, no progress markers).
@@ -195,6 +231,13 @@ pub struct SessionSummary {
 }
 
 impl SessionSummary {
+    /// Whether this is a playback session (a view). Only those count in
+    /// aggregate metrics; other kinds ([`SessionKind::App`]) are stored and
+    /// listed only.
+    pub fn is_playback(&self) -> bool {
+        self.meta.is_playback()
+    }
+
     /// This session's values for a dimension (empty when it has none;
     /// several for `error_code` when it had several errors).
     pub fn dimension_values(&self, dim: &crate::Dimension) -> Vec<String> {
@@ -217,5 +260,46 @@ impl SessionSummary {
             D::Custom(k) => one(self.meta.custom.get(k)),
             other => one(self.meta.dimensions.get(&other.name())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_defaults_to_playback_and_is_stored_only_otherwise() {
+        // A summary's meta stored before `kind` existed reads as playback.
+        let old: SessionMeta = serde_json::from_str(r#"{"video_id":"v1"}"#).unwrap();
+        assert_eq!(old.kind, SessionKind::Playback);
+        assert!(old.is_playback());
+        assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"video_id":"v1"}"#);
+        let app = SessionMeta {
+            kind: SessionKind::App,
+            ..SessionMeta::default()
+        };
+        assert_eq!(serde_json::to_string(&app).unwrap(), r#"{"kind":"app"}"#);
+        let back: SessionMeta = serde_json::from_str(r#"{"kind":"app"}"#).unwrap();
+        assert!(!back.is_playback());
+    }
+
+    #[test]
+    fn merging_keeps_a_kind_that_later_requests_leave_out() {
+        let mut meta = SessionMeta {
+            kind: SessionKind::App,
+            ..SessionMeta::default()
+        };
+        meta.merge(&SessionMeta {
+            viewer_id: Some("u1".into()),
+            ..SessionMeta::default()
+        });
+        assert_eq!(meta.kind, SessionKind::App);
+        assert_eq!(meta.viewer_id.as_deref(), Some("u1"));
+        let mut meta = SessionMeta::default();
+        meta.merge(&SessionMeta {
+            kind: SessionKind::App,
+            ..SessionMeta::default()
+        });
+        assert_eq!(meta.kind, SessionKind::App);
     }
 }

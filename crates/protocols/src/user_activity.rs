@@ -22,7 +22,10 @@
 //!   app session `app:<appSessionId>` (or `device:<deviceId>` when the app
 //!   sent no `appSessionId`), whose `content_type` is `app` so that it can be
 //!   told apart from viewings (`content_type=live|vod`). Its events are
-//!   `custom`; `appEnd` closes it.
+//!   `custom`; `appEnd` closes it. It is not a view (`spec/metrics.md`: a
+//!   view is a playback session): its kind is [`SessionKind::App`], so it is
+//!   stored and listed with its events but counts in no aggregate metric
+//!   (views, viewers, concurrent and realtime viewers, breakdowns, ...).
 //!
 //! # Event mapping (progress mode, `spec/metrics.md`)
 //!
@@ -62,7 +65,9 @@
 //!   never stored.
 
 use crate::raw::{ProtocolError, RawRequest};
-use playhead_model::{Batch, ErrorSeverity, Event, EventKind, Protocol, SessionKey, SessionMeta};
+use playhead_model::{
+    Batch, ErrorSeverity, Event, EventKind, Protocol, SessionKey, SessionKind, SessionMeta,
+};
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -302,6 +307,8 @@ pub fn decode(req: &RawRequest<'_>) -> Result<Decoded, ProtocolError> {
     if in_playback {
         content.into_meta(&mut meta);
     } else {
+        // Not a viewing: kept and listed, but counted in no aggregate.
+        meta.kind = SessionKind::App;
         meta.content_type = Some("app".into());
         content.into_data(&mut metadata);
     }
@@ -672,6 +679,7 @@ mod tests {
         .unwrap();
         assert_eq!(d.batch.key.session_id, "app:a1");
         assert_eq!(d.batch.meta.content_type.as_deref(), Some("app"));
+        assert_eq!(d.batch.meta.kind, SessionKind::App);
         assert!(!d.batch.meta.custom.contains_key("contentType"));
         let data = &d.batch.events[0].data;
         assert_eq!(data["contentType"], "vod-ed");

@@ -11,6 +11,11 @@
 //! known from the plan without running the engine; the expected breakdowns
 //! are sums and counts over the plans, in plain arithmetic.
 //!
+//! App activities (no `playbackSessionId`: `appStart`, `railView`, ...) are
+//! kept in app sessions, which are no views: a population that mixes them
+//! with the viewings must show the viewings' figures only, in every
+//! aggregate ([`app_sessions_count_in_no_aggregate`]).
+//!
 //! Run with: `cargo test -p playhead-server --test user_activity`
 
 mod common;
@@ -206,6 +211,7 @@ fn plan(i: usize) -> Plan {
 
 struct Server {
     router: Router,
+    state: AppState,
     clock: ManualClock,
     _dir: tempfile::TempDir,
 }
@@ -222,7 +228,8 @@ impl Server {
         )
         .expect("server start");
         Server {
-            router: app(state),
+            router: app(state.clone()),
+            state,
             clock,
             _dir: dir,
         }
@@ -580,4 +587,333 @@ async fn custom_activities_and_player_metrics_show_in_the_events() {
     let doc = server.get("/openapi.json").await;
     let route = &doc["paths"]["/useractivityvault/v1/useractivity/{activityName}"];
     assert!(route["post"].is_object(), "UAV route missing from OpenAPI");
+}
+
+/// One activity to post: time, name, `deviceId`, metadata.
+type Activity = (i64, &'static str, String, Value);
+
+/// Viewing `i`'s own activities (all with its `playbackSessionId`).
+fn viewing_activities(p: &Plan) -> Vec<Activity> {
+    p.activities()
+        .into_iter()
+        .map(|(t, a, m)| (t, a, p.device.clone(), m))
+        .collect()
+}
+
+/// The app activities around viewing `i` (no `playbackSessionId`):
+/// - its app session `app:app-<id>`, same device: `appStart` 20 s,
+///   `railView` 10 s and `railSelection` 5 s before `playbackStart`; on even
+///   viewings `appEnd` 10 s after the viewing's last activity (odd ones are
+///   left to time out);
+/// - on every third viewing, another household browsing during it
+///   (`railView` 45 s after `playbackStart`) that never plays: the app
+///   session `app:idle-<i>` of device `stb-idle-<i % 4>`.
+fn app_activities(i: usize, p: &Plan) -> Vec<Activity> {
+    let app = |extra: Value| {
+        let mut m = json!({"appSessionId": format!("app-{}", p.id)});
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        m
+    };
+    let device = p.device.clone();
+    let mut out = vec![
+        (
+            p.start - 20_000,
+            "appStart",
+            device.clone(),
+            app(json!({"appVersion": "7.4.2"})),
+        ),
+        (
+            p.start - 10_000,
+            "railView",
+            device.clone(),
+            app(json!({"railId": "continue-watching"})),
+        ),
+        (
+            p.start - 5_000,
+            "railSelection",
+            device.clone(),
+            app(json!({"railId": "continue-watching", "itemId": p.editorial})),
+        ),
+    ];
+    if i.is_multiple_of(2) {
+        let last = p.activities().last().expect("activities").0;
+        out.push((last + 10_000, "appEnd", device, app(json!({}))));
+    }
+    if i.is_multiple_of(3) {
+        out.push((
+            p.start + 45_000,
+            "railView",
+            format!("stb-idle-{}", i % 4),
+            json!({"appSessionId": format!("idle-{i}"), "railId": "new-releases"}),
+        ));
+    }
+    out
+}
+
+/// Post activities in time order, the server clock at each.
+async fn post_activities(server: &Server, mut all: Vec<Activity>) {
+    all.sort_by_key(|a| a.0);
+    for (t, activity, device, metadata) in all {
+        server.clock.set(t);
+        let body = json!({
+            "accountId": "acc-1", "userId": "", "deviceId": device, "key": "",
+            "name": activity, "timestamp": t, "metadata": metadata,
+        });
+        let reply = server.post(activity, body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{activity}@{t}: {}",
+            reply.text
+        );
+        assert_eq!(reply.body, json!({"status": "ok"}), "{activity}@{t}");
+    }
+}
+
+/// The four figures a view count shows, from `/data/v1/metrics`.
+fn headline(body: &Value) -> [u64; 4] {
+    ["views", "plays", "unique_viewers", "concurrent_viewers"]
+        .map(|m| body["metrics"][m].as_u64().unwrap_or_else(|| panic!("{m}")))
+}
+
+/// 96 viewings (from [`plan`]) and, around them, 96 app sessions of the
+/// same devices, 32 app sessions of 4 devices that never play, and one
+/// `device:` session (an activity with neither `playbackSessionId` nor
+/// `appSessionId`): 225 sessions, of which the 96 viewings are the only
+/// views. Checked mid-way (one viewing open: realtime and open sessions
+/// from session rows) and at the end (all closed: rollups), on the rollup
+/// path (whole minutes), with partial minutes at the edge, and on the
+/// session-row path (a `viewer_id` filter, which rollups do not keep).
+#[tokio::test]
+async fn app_sessions_count_in_no_aggregate() {
+    let server = Server::start();
+    let plans: Vec<Plan> = (0..N).map(plan).collect();
+    let mut all: Vec<Activity> = Vec::new();
+    for (i, p) in plans.iter().enumerate() {
+        all.extend(viewing_activities(p));
+        all.extend(app_activities(i, p));
+    }
+    all.push((
+        BASE + 30_000,
+        "deepLinkTriggered",
+        "stb-lonely".to_owned(),
+        json!({"deepLink": "otv://home"}),
+    ));
+
+    // Mid-way: 90 s into viewing 6 (live-event on ch-0, 2 reports, device
+    // stb-6), 30 s after its first report; idle-6 browsed 45 s ago.
+    let six = &plans[6];
+    assert_eq!(
+        (
+            six.content_type,
+            six.editorial.as_str(),
+            six.reports,
+            six.end
+        ),
+        ("live-event", "ch-0", 2, End::Stop)
+    );
+    let cut = six.start + 90_000;
+    let (before, after): (Vec<Activity>, Vec<Activity>) = all.into_iter().partition(|a| a.0 < cut);
+    post_activities(&server, before).await;
+    server.clock.set(cut);
+
+    let range = |from: i64| format!("from={from}&to={}", BASE + 13 * HOUR);
+    let every_viewer: String = (0..10)
+        .map(|d| format!("viewer_id=stb-{d}&"))
+        .chain((0..4).map(|d| format!("viewer_id=stb-idle-{d}&")))
+        .chain(["viewer_id=stb-lonely".to_owned()])
+        .collect();
+    let paths = [
+        ("whole minutes", range(BASE)),
+        ("edge minute", range(BASE + 1)),
+        ("session rows", format!("{}&{every_viewer}", range(BASE))),
+    ];
+    // Viewings 0..=6 have started; 3 stopped before any progress; devices
+    // stb-0 .. stb-6; never two viewings at once (each at most 330 s long,
+    // 420 s apart). Views, plays, unique viewers, concurrent viewers:
+    for (path, query) in &paths {
+        let body = server.get(&format!("/data/v1/metrics?{query}")).await;
+        assert_eq!(headline(&body), [7, 6, 7, 1], "mid-way, {path}");
+    }
+    // Realtime: viewing 6 is the open session heard from in the last 60 s
+    // (not app:idle-6, 45 s ago); the only viewer heard from in the last
+    // 5 min is stb-6 (viewing 5 stopped at its start + 90 s, 419 s before).
+    let realtime = server.get("/data/v1/realtime").await;
+    assert_eq!(
+        realtime,
+        json!({"concurrent_viewers": 1, "by_video": [{"video_id": "ch-0", "viewers": 1}],
+               "viewers_last_5m": 1})
+    );
+    let realtime = server.get("/data/v1/realtime?deviceId=stb-idle-2").await;
+    assert_eq!(
+        realtime,
+        json!({"concurrent_viewers": 0, "by_video": [], "viewers_last_5m": 0})
+    );
+
+    // The end: everything posted, then every session closed.
+    post_activities(&server, after).await;
+    server.clock.set(BASE + 14 * HOUR);
+    server.state.pipeline.expire_now().await.expect("expire");
+
+    // 96 viewings; 14 stopped before progress (i % 7 == 3: 3, 10, ..., 94):
+    // 82 plays; 10 devices stb-0 .. stb-9 watched, all of them played.
+    for (path, query) in &paths {
+        let body = server.get(&format!("/data/v1/metrics?{query}")).await;
+        assert_eq!(headline(&body), [96, 82, 10, 1], "at the end, {path}");
+        let m = &body["metrics"];
+        assert_eq!(m["unique_plays"], 10, "{path}");
+        assert!(
+            close(m["play_rate"].as_f64().unwrap(), 82.0 / 96.0),
+            "{path}"
+        );
+        // Every viewing asked to play: 14 of 96 exited before start.
+        assert!(
+            close(
+                m["exit_before_start_percentage"].as_f64().unwrap(),
+                100.0 * 14.0 / 96.0
+            ),
+            "{path}"
+        );
+        let playing: i64 = plans.iter().map(Plan::playing_ms).sum();
+        assert_eq!(m["watch_time_ms"].as_f64(), Some(playing as f64), "{path}");
+    }
+
+    // Breakdowns: no `app` row; live-event and live-stcu-event are i % 6
+    // in {0, 1}: 32 live, 64 vod. By viewer (session rows): the 10
+    // devices, 10 viewings for stb-0 .. stb-5, 9 for stb-6 .. stb-9.
+    let rows = |body: &Value| -> Vec<(String, u64)> {
+        body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["key"].as_str().unwrap().to_owned(),
+                    r["views"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let by_type = server
+        .get(&format!(
+            "/data/v1/metrics/breakdown?metric=views&by=content_type&{}",
+            range(BASE)
+        ))
+        .await;
+    assert_eq!(
+        rows(&by_type),
+        [("vod".to_owned(), 64), ("live".to_owned(), 32)]
+    );
+    let by_viewer = server
+        .get(&format!(
+            "/data/v1/metrics/breakdown?metric=views&by=viewer_id&limit=100&{}",
+            range(BASE)
+        ))
+        .await;
+    let want: Vec<(String, u64)> = (0..10)
+        .map(|d| (format!("stb-{d}"), if d < 6 { 10 } else { 9 }))
+        .collect();
+    assert_eq!(rows(&by_viewer), want);
+
+    // Timeseries: each hour's views are the viewings started in it (every
+    // 420 s from BASE + 60 s: 9 in the first hour, then 8 or 9), and at
+    // most one at a time.
+    let series = |metric: &str| {
+        let server = &server;
+        let uri = format!(
+            "/data/v1/metrics/timeseries?metric={metric}&interval=1h&{}",
+            range(BASE)
+        );
+        async move {
+            let body = server.get(&uri).await;
+            body["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["value"].as_f64().unwrap() as u64)
+                .collect::<Vec<u64>>()
+        }
+    };
+    let views = series("views").await;
+    let mut want = vec![0u64; 13];
+    for p in &plans {
+        want[((p.start - BASE) / HOUR) as usize] += 1;
+    }
+    assert_eq!(views, want);
+    assert_eq!(views.iter().sum::<u64>(), 96);
+    assert_eq!(
+        views[0], 9,
+        "starts at 60 s + 420 s × 0..=8 in the first hour"
+    );
+    let concurrent = series("concurrent_viewers").await;
+    let want: Vec<u64> = (0..13)
+        .map(|h| {
+            let (b, e) = (BASE + h * HOUR, BASE + (h + 1) * HOUR);
+            let any = plans.iter().any(|p| {
+                let end = p.activities().last().unwrap().0;
+                p.start < e && end >= b
+            });
+            u64::from(any)
+        })
+        .collect();
+    assert_eq!(concurrent, want);
+    assert_eq!(&concurrent[..11], [1; 11], "viewings run until hour 11");
+
+    // Still stored and listed, with their events: 96 + 32 + 1 app sessions.
+    let listed = server
+        .get(&format!(
+            "/data/v1/sessions?content_type=app&limit=1000&{}",
+            range(BASE)
+        ))
+        .await;
+    let listed = listed["sessions"].as_array().unwrap();
+    assert_eq!(listed.len(), 129);
+    assert!(listed.iter().any(|s| s["id"] == "device:stb-lonely"));
+    assert!(listed.iter().any(|s| s["id"] == "app:idle-93"));
+    let events = server.get("/data/v1/sessions/app:app-pb-000/events").await;
+    let events = events["events"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap(),
+                e["data"]["activity"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("custom", "appStart"),
+            ("custom", "railView"),
+            ("custom", "railSelection"),
+            ("custom", "appEnd"),
+            ("viewend", "appEnd"),
+        ]
+    );
+}
+
+/// `/data/v1/property` lists the UAV dimensions for the dashboard's
+/// pickers, and breakdowns take every dimension it lists.
+#[tokio::test]
+async fn property_lists_the_uav_dimensions() {
+    let server = Server::start();
+    let body = server.get("/data/v1/property").await;
+    let dims: Vec<&str> = body["dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    for alias in playhead_model::Dimension::CUSTOM_ALIASES {
+        assert!(dims.contains(&alias), "{alias} missing from {dims:?}");
+    }
+    assert!(dims.contains(&"content_type") && !dims.contains(&"property"));
+    for dim in dims {
+        server
+            .get(&format!("/data/v1/metrics/breakdown?metric=views&by={dim}"))
+            .await;
+    }
 }

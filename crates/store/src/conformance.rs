@@ -12,7 +12,7 @@ use crate::{
 use playhead_engine::{Aggregate, AggregateMetrics};
 use playhead_model::{
     AdQuartiles, Dimension, ErrorRecord, Event, EventKind, Millis, PlayerState, Protocol,
-    SessionKey, SessionMeta, SessionMetrics, SessionSummary,
+    SessionKey, SessionKind, SessionMeta, SessionMetrics, SessionSummary,
 };
 use std::collections::BTreeMap;
 
@@ -24,7 +24,7 @@ pub type Behaviour = for<'a> fn(MakeStore<'a>);
 
 /// Every behaviour, in order; a failure panics naming it.
 pub fn run_all(make: MakeStore<'_>) {
-    let suite: [(&str, Behaviour); 14] = [
+    let suite: [(&str, Behaviour); 15] = [
         ("dedup_by_session_and_key", dedup_by_session_and_key),
         ("rollback_drops_writes", rollback_drops_writes),
         (
@@ -42,6 +42,10 @@ pub fn run_all(make: MakeStore<'_>) {
         ("realtime_counts", realtime_counts),
         ("session_spans_overlap_range", session_spans_overlap_range),
         ("properties_are_isolated", properties_are_isolated),
+        (
+            "app_sessions_count_in_no_aggregate",
+            app_sessions_count_in_no_aggregate,
+        ),
     ];
     for (name, behaviour) in suite {
         eprintln!("conformance: {name}");
@@ -274,6 +278,7 @@ pub fn session_round_trip(make: MakeStore<'_>) {
     let mut s = open_summary(PROP, "s1", T0);
     s.protocol = Protocol::MediaCollection;
     s.meta = SessionMeta {
+        kind: SessionKind::Playback,
         video_id: Some("video-1".into()),
         viewer_id: Some("viewer-1".into()),
         duration_s: Some(600.5),
@@ -734,14 +739,17 @@ fn varied_session(rng: &mut Rng, property: &str, id: &str, started_at: Millis) -
 }
 
 /// What an aggregate query must answer, computed in memory from the
-/// sessions with `Aggregate::add_session`.
+/// playback sessions with `Aggregate::add_session`.
 fn expected_aggregate(
     sessions: &[SessionSummary],
     filters: &Filters,
     group: &GroupBy,
 ) -> BTreeMap<GroupKey, Aggregate> {
     let mut out: BTreeMap<GroupKey, Aggregate> = BTreeMap::new();
-    for s in sessions.iter().filter(|s| filters.matches(s)) {
+    for s in sessions
+        .iter()
+        .filter(|s| s.is_playback() && filters.matches(s))
+    {
         let keys = match group {
             GroupBy::All => vec![GroupKey::All],
             GroupBy::Interval(i) => vec![GroupKey::Bucket(s.started_at.div_euclid(*i) * i)],
@@ -932,9 +940,10 @@ fn groups() -> Vec<GroupBy> {
 }
 
 /// A few hundred varied sessions (a fifth of them open, so only in session
-/// rows); every grouping, rollup-answerable filters and others, ranges on
-/// and off minute boundaries: the store must answer exactly what
-/// `Aggregate::add_session` over the matching sessions gives.
+/// rows; one in nine an app session, in no aggregate); every grouping,
+/// rollup-answerable filters and others, ranges on and off minute
+/// boundaries: the store must answer exactly what `Aggregate::add_session`
+/// over the matching playback sessions gives.
 pub fn aggregate_matches_sessions(make: MakeStore<'_>) {
     let store = make();
     let mut rng = Rng(42);
@@ -942,7 +951,11 @@ pub fn aggregate_matches_sessions(make: MakeStore<'_>) {
         .map(|i| {
             let property = if rng.chance(10) { OTHER_PROP } else { PROP };
             let started_at = T0 + rng.below(3 * HOUR as u64) as Millis;
-            varied_session(&mut rng, property, &format!("s{i:03}"), started_at)
+            let mut s = varied_session(&mut rng, property, &format!("s{i:03}"), started_at);
+            if i % 9 == 4 {
+                s.meta.kind = SessionKind::App;
+            }
+            s
         })
         .collect();
     put_sessions(&*store, &sessions);
@@ -968,11 +981,17 @@ pub fn aggregate_matches_sessions(make: MakeStore<'_>) {
     let everything = store
         .aggregate(&Filters::new(PROP, T0 - HOUR, T0 + 4 * HOUR), &GroupBy::All)
         .expect("aggregate");
-    let views = sessions.iter().filter(|s| s.key.property == PROP).count() as u64;
+    let views = sessions
+        .iter()
+        .filter(|s| s.key.property == PROP && s.is_playback())
+        .count() as u64;
+    assert!(sessions
+        .iter()
+        .any(|s| s.key.property == PROP && !s.is_playback()));
     assert_eq!(
         everything.get(&GroupKey::All).map(|a| a.views),
         Some(views),
-        "every session of the property is one view"
+        "every playback session of the property is one view"
     );
 }
 
@@ -1284,5 +1303,217 @@ pub fn properties_are_isolated(make: MakeStore<'_>) {
     assert_eq!(
         store.realtime(&mine, T0 + 100_000).expect("realtime"),
         crate::Realtime::default()
+    );
+}
+
+/// App sessions ([`SessionKind::App`]: activity outside any playback) are
+/// stored and listed like any session but count in no aggregate: not in
+/// views or viewers, on the rollup path (closed, whole minutes) or the
+/// session-row path (open, edge minutes, filters rollups cannot answer),
+/// in no group or bucket of their own, in no span, not in realtime.
+pub fn app_sessions_count_in_no_aggregate(make: MakeStore<'_>) {
+    let store = make();
+    // A minute boundary: [m, m + 4 min) is four whole minutes.
+    let m = T0.div_euclid(MINUTE) * MINUTE + MINUTE;
+    let now = m + 4 * MINUTE;
+    // (id, app, open, start, last event, viewer, video)
+    type Row = (
+        &'static str,
+        bool,
+        bool,
+        Millis,
+        Millis,
+        &'static str,
+        Option<&'static str>,
+    );
+    let rows: [Row; 8] = [
+        ("p1", false, false, m + 10_000, m + 70_000, "u1", Some("v1")),
+        (
+            "p2",
+            false,
+            false,
+            m + 70_000,
+            m + 100_000,
+            "u2",
+            Some("v1"),
+        ),
+        (
+            "p3",
+            false,
+            true,
+            m + 130_000,
+            now - 10_000,
+            "u1",
+            Some("v2"),
+        ),
+        ("a1", true, false, m + 5_000, m + 65_000, "u3", None),
+        ("a2", true, false, m + 75_000, m + 80_000, "u4", None),
+        ("a3", true, true, m + 135_000, now - 5_000, "u5", None),
+        // In the partial minute before `m`, and alone in the minute m + 3.
+        ("a4", true, false, m - 1, m + 10_000, "u6", None),
+        ("a5", true, false, m + 190_000, m + 200_000, "u7", None),
+    ];
+    let sessions: Vec<SessionSummary> = rows
+        .iter()
+        .map(|&(id, app, open, start, last, viewer, video)| {
+            let mut s = summary(PROP, id, start);
+            s.protocol = Protocol::UserActivity;
+            s.open = open;
+            s.state = if open {
+                PlayerState::Playing
+            } else {
+                PlayerState::Ended
+            };
+            s.last_event_at = last;
+            s.last_received_at = last;
+            s.ended_at = (!open).then_some(last);
+            s.meta.viewer_id = Some(viewer.to_owned());
+            s.meta.video_id = video.map(str::to_owned);
+            if app {
+                s.meta.kind = SessionKind::App;
+                s.meta.content_type = Some("app".into());
+                return s;
+            }
+            s.meta.content_type = Some("vod".into());
+            s.metrics.play_requested = true;
+            match id {
+                // p1 played 60 s, p3 30 s so far.
+                "p1" | "p3" => {
+                    s.metrics.played = true;
+                    s.metrics.playing_time_ms = if open { 30_000.0 } else { 60_000.0 };
+                    s.metrics.watch_time_ms = s.metrics.playing_time_ms;
+                }
+                // p2 failed before a frame.
+                _ => s.metrics.failed = true,
+            }
+            s
+        })
+        .collect();
+    put_sessions(&*store, &sessions);
+
+    // Stored and listed: all eight, the app sessions with their kind.
+    let listed = store
+        .list_sessions(&query(Filters::new(PROP, m - MINUTE, now), None, 100))
+        .expect("list_sessions");
+    assert_eq!(
+        ids(&listed.sessions),
+        ["a5", "a3", "p3", "a2", "p2", "p1", "a1", "a4"],
+        "app sessions are listed"
+    );
+    let a1 = store.session(&key("a1")).expect("session").expect("a1");
+    assert_eq!(a1.meta.kind, SessionKind::App, "the kind round-trips");
+    assert_eq!(a1, sessions[3]);
+
+    let viewers: Vec<String> = (1..=7).map(|i| format!("u{i}")).collect();
+    let all_of = |from: Millis, to: Millis, by_viewer: bool| {
+        let mut f = Filters::new(PROP, from, to);
+        if by_viewer {
+            f.dimensions.push((Dimension::ViewerId, viewers.clone()));
+        }
+        f
+    };
+    // Whole minutes (closed from rollups, p3 from its row); the same with
+    // partial minutes at both edges; the same from session rows only.
+    for (context, f) in [
+        ("whole minutes", all_of(m, now, false)),
+        ("edge minutes", all_of(m - 30_000, now + 30_000, false)),
+        ("session rows", all_of(m, now, true)),
+    ] {
+        let got = store.aggregate(&f, &GroupBy::All).expect("aggregate");
+        let a = got[&GroupKey::All].metrics();
+        // p1, p2, p3; viewers u1 (p1, p3) and u2 (p2).
+        assert_eq!(
+            (a.views, a.plays, a.unique_viewers, a.unique_plays),
+            (3, 2, 2, 1),
+            "{context}: views, plays, unique viewers, unique plays"
+        );
+        assert_eq!(a.watch_time_ms, 90_000.0, "{context}: watch time");
+        // One failure among three play requests.
+        assert!(
+            close(a.playback_failure_percentage, 100.0 / 3.0),
+            "{context}: {}",
+            a.playback_failure_percentage
+        );
+
+        let by_type = store
+            .aggregate(&f, &GroupBy::Dimension(Dimension::ContentType))
+            .expect("aggregate");
+        let views: Vec<(GroupKey, u64)> =
+            by_type.iter().map(|(k, a)| (k.clone(), a.views)).collect();
+        assert_eq!(
+            views,
+            [(GroupKey::Value("vod".into()), 3)],
+            "{context}: no `app` group"
+        );
+
+        let by_minute = store
+            .aggregate(&f, &GroupBy::Interval(MINUTE))
+            .expect("aggregate");
+        let views: Vec<(GroupKey, u64)> = by_minute
+            .iter()
+            .map(|(k, a)| (k.clone(), a.views))
+            .collect();
+        assert_eq!(
+            views,
+            [
+                (GroupKey::Bucket(m), 1),
+                (GroupKey::Bucket(m + MINUTE), 1),
+                (GroupKey::Bucket(m + 2 * MINUTE), 1),
+            ],
+            "{context}: no bucket for the minute of a5 (or of a4) alone"
+        );
+    }
+
+    let mut spans = store
+        .session_spans(&Filters::new(PROP, m, m + HOUR))
+        .expect("session_spans");
+    spans.sort_unstable();
+    assert_eq!(
+        spans,
+        [
+            (m + 10_000, m + 70_000),
+            (m + 70_000, m + 100_000),
+            (m + 130_000, now - 10_000),
+        ],
+        "spans of p1, p2, p3 only"
+    );
+
+    // Realtime: p3 is the only open playback session; viewers heard from
+    // in the last 5 min are u1 (p1, p3) and u2 (p2). Filtering on a column
+    // (video_id) and on the summary (content_type) reads rows differently.
+    let realtime = |dims: Vec<(Dimension, Vec<String>)>| {
+        store
+            .realtime(
+                &Filters {
+                    dimensions: dims,
+                    ..Filters::new(PROP, 0, 1)
+                },
+                now,
+            )
+            .expect("realtime")
+    };
+    let want = crate::Realtime {
+        concurrent_viewers: 1,
+        by_video: vec![("v2".into(), 1)],
+        viewers_last_5m: 2,
+    };
+    assert_eq!(realtime(vec![]), want, "realtime");
+    assert_eq!(
+        realtime(vec![(
+            Dimension::ContentType,
+            vec!["vod".into(), "app".into()]
+        )]),
+        want,
+        "realtime, content_type=vod|app"
+    );
+    assert_eq!(
+        realtime(vec![(Dimension::ContentType, vec!["app".into()])]),
+        crate::Realtime::default(),
+        "realtime, content_type=app"
+    );
+    assert_eq!(
+        realtime(vec![(Dimension::ViewerId, vec!["u5".into()])]),
+        crate::Realtime::default(),
+        "realtime, viewer_id=u5 (a3's only)"
     );
 }

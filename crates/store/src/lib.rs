@@ -18,6 +18,13 @@
 //! closed sessions (an [`Aggregate`] per minute × [`ROLLUP_DIMENSIONS`]).
 //! Aggregate queries merge rollups for whole minutes and read session rows
 //! for open sessions, partial minutes and filters the rollups cannot answer.
+//!
+//! Only playback sessions (views, `spec/metrics.md`) count in aggregates.
+//! A session whose [`SessionSummary::is_playback`] is false (a User
+//! Activity Vault app session, [`playhead_model::SessionKind::App`]) is
+//! stored, read back and listed like any other, but [`Store::aggregate`],
+//! [`Store::session_spans`] and [`Store::realtime`] leave it out, and
+//! [`StoreWriter::add_to_rollup`] does not add it.
 
 pub mod ads;
 pub mod conformance;
@@ -131,14 +138,15 @@ pub struct SessionPage {
     pub next_cursor: Option<String>,
 }
 
-/// Realtime figures at server time `now`.
+/// Realtime figures at server time `now`, over playback sessions only.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Realtime {
-    /// Open sessions with an event received in the last 60 s.
+    /// Open playback sessions with an event received in the last 60 s.
     pub concurrent_viewers: u64,
     /// The same, by video, largest first.
     pub by_video: Vec<(String, u64)>,
-    /// Distinct viewers with an event received in the last 5 min.
+    /// Distinct viewers of playback sessions with an event received in the
+    /// last 5 min.
     pub viewers_last_5m: u64,
 }
 
@@ -174,14 +182,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every open session with its events, to rebuild the tracker at start-up.
     fn open_sessions(&self) -> Result<Vec<OpenSessionRecord>>;
 
-    /// Aggregates of the sessions matching `filters`, grouped.
+    /// Aggregates of the playback sessions matching `filters`, grouped.
     fn aggregate(
         &self,
         filters: &Filters,
         group: &GroupBy,
     ) -> Result<std::collections::BTreeMap<GroupKey, Aggregate>>;
 
-    /// (start, end) of the sessions matching the dimension filters that were
+    /// (start, end) of the playback sessions matching the dimension filters that were
     /// open at some point of [from, to): start = first event, end = close
     /// time, or last event while open. Sessions starting before `from` count.
     fn session_spans(&self, filters: &Filters) -> Result<Vec<(Millis, Millis)>>;
@@ -219,7 +227,8 @@ pub trait StoreWriter: Send {
     fn put_session(&mut self, summary: &SessionSummary) -> Result<()>;
 
     /// Add a closed session to its minute's rollup. Called once per session,
-    /// in the transaction that closes it.
+    /// in the transaction that closes it. A session that is not a playback
+    /// session is not added (it counts in no aggregate).
     fn add_to_rollup(&mut self, summary: &SessionSummary) -> Result<()>;
 
     fn commit(&mut self) -> Result<()>;

@@ -8,7 +8,12 @@
 //!   SQL order on those columns is not their order: events are sorted in
 //!   Rust by [`Event::sort_key`] after loading.
 //! - `sessions`: one row per session, its latest [`SessionSummary`] as JSON
-//!   in `summary`, plus the columns queries filter on.
+//!   in `summary`, plus the columns queries filter on. `playback` is 0 for a
+//!   session that is not a playback session ([`SessionSummary::is_playback`]):
+//!   aggregate, span and realtime reads skip those rows, and such a session
+//!   is never added to the rollups (schema version 2; opening a version-1
+//!   database adds the column, its rows reading as playback sessions, as
+//!   they were counted before).
 //! - `rollups`: one [`Aggregate`] (JSON in `agg`) per property × minute of
 //!   session start (ms, a multiple of 60,000) × [`ROLLUP_DIMENSIONS`], for
 //!   closed sessions only. A dimension a session has no value for is stored
@@ -21,6 +26,8 @@
 //! pool (opened on demand, `query_only`), so reads never wait for the
 //! writer (WAL) and see only committed data. Reads made of several
 //! statements run in one read transaction, one snapshot.
+//!
+//! Aggregate queries count playback sessions only, on both paths below.
 //!
 //! Aggregate queries that the rollups can answer (every filter and group
 //! dimension is a rollup dimension or `property`, intervals whole minutes)
@@ -45,7 +52,7 @@ use std::time::Duration;
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "playhead.sqlite";
 /// The schema this build writes, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MINUTE_MS: Millis = 60_000;
 /// How long a statement waits for a lock before failing with `SQLITE_BUSY`.
@@ -96,6 +103,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_received_at INTEGER NOT NULL,
     ended_at INTEGER,
     summary TEXT NOT NULL,
+    -- 0: not a playback session (an app session): in no aggregate.
+    playback INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (property, id)
 );
 -- With id, pages of list_sessions come out of the index in order.
@@ -195,6 +204,16 @@ fn create_schema(conn: &mut Connection) -> Result<()> {
         )));
     }
     tx.execute_batch(SCHEMA)?;
+    // Version 1 had no `playback` column (`CREATE TABLE IF NOT EXISTS` keeps
+    // an existing table as it is).
+    let has_playback: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('sessions') WHERE name = 'playback'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_playback {
+        tx.execute_batch("ALTER TABLE sessions ADD COLUMN playback INTEGER NOT NULL DEFAULT 1")?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -341,7 +360,7 @@ impl Store for SqliteStore {
                 None => vec![("started_at >= ? AND started_at < ?", [from, to])],
             };
             for (cond, params) in session_reads {
-                let mut sql = SessionSql::new("summary", filters);
+                let mut sql = SessionSql::playback("summary", filters);
                 sql.and(cond, params);
                 sql.each_summary(&tx, |s| {
                     if filters.matches(&s) {
@@ -371,11 +390,11 @@ impl Store for SqliteStore {
                 }
                 Ok(true)
             };
-            let mut recent = SessionSql::new("summary", filters);
+            let mut recent = SessionSql::playback("summary", filters);
             recent.and("started_at >= ? AND started_at < ?", [lookback, filters.to]);
             recent.each_summary(&tx, &mut add)?;
             // Open sessions older than the lookback (a long live stream).
-            let mut old_open = SessionSql::new("summary", filters);
+            let mut old_open = SessionSql::playback("summary", filters);
             old_open.and("open = 1 AND started_at < ?", [lookback]);
             old_open.each_summary(&tx, &mut add)?;
             spans.sort_unstable();
@@ -395,7 +414,7 @@ impl Store for SqliteStore {
         } else {
             "open, last_received_at, video_id, viewer_id, NULL"
         };
-        let mut sql = SessionSql::new(columns, filters);
+        let mut sql = SessionSql::playback(columns, filters);
         sql.and(
             "last_received_at >= ?",
             [now.saturating_sub(VIEWERS_WINDOW_MS)],
@@ -508,8 +527,9 @@ impl StoreWriter for SqliteWriter {
         let summary = serde_json::to_string(s)?;
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO sessions (property, id, protocol, video_id, viewer_id, open, failed,
-                                   started_at, last_event_at, last_received_at, ended_at, summary)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                   started_at, last_event_at, last_received_at, ended_at, summary,
+                                   playback)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (property, id) DO UPDATE SET
                 protocol = excluded.protocol,
                 video_id = excluded.video_id,
@@ -520,7 +540,8 @@ impl StoreWriter for SqliteWriter {
                 last_event_at = excluded.last_event_at,
                 last_received_at = excluded.last_received_at,
                 ended_at = excluded.ended_at,
-                summary = excluded.summary",
+                summary = excluded.summary,
+                playback = excluded.playback",
         )?;
         stmt.execute(params![
             s.key.property,
@@ -535,11 +556,15 @@ impl StoreWriter for SqliteWriter {
             s.last_received_at,
             s.ended_at,
             summary,
+            s.is_playback(),
         ])?;
         Ok(())
     }
 
     fn add_to_rollup(&mut self, s: &SessionSummary) -> Result<()> {
+        if !s.is_playback() {
+            return Ok(());
+        }
         let minute = s.started_at.div_euclid(MINUTE_MS) * MINUTE_MS;
         let [protocol, video_id, content_type, browser, os, device_type] =
             ROLLUP_DIMENSIONS.map(|dim| {
@@ -689,6 +714,14 @@ impl SessionSql {
                 sql.push_in(column, wanted);
             }
         }
+        sql
+    }
+
+    /// [`SessionSql::new`] for the reads behind aggregates (aggregate
+    /// queries, spans, realtime): playback sessions only.
+    fn playback(columns: &'static str, filters: &Filters) -> SessionSql {
+        let mut sql = SessionSql::new(columns, filters);
+        sql.cond.push_str(" AND playback = 1");
         sql
     }
 

@@ -1,11 +1,13 @@
 //! The storage conformance suite against [`SqliteStore`], plus what only
 //! the SQLite backend promises: its file survives a reopen, it runs in WAL
-//! mode, and it refuses a schema newer than itself.
+//! mode, it refuses a schema newer than itself and migrates an older one.
 
 use playhead_model::{Event, EventKind, Millis, PlayerState, Protocol, SessionKey, SessionMeta};
-use playhead_model::{SessionMetrics, SessionSummary};
+use playhead_model::{SessionKind, SessionMetrics, SessionSummary};
 use playhead_store::sqlite::{DB_FILE, SCHEMA_VERSION};
-use playhead_store::{conformance, Filters, FsyncPolicy, GroupBy, GroupKey, SqliteStore, Store};
+use playhead_store::{
+    conformance, Filters, FsyncPolicy, GroupBy, GroupKey, SessionQuery, SqliteStore, Store,
+};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -226,4 +228,54 @@ fn spans_include_long_open_sessions() {
         .session_spans(&Filters::new("p", from, from + 3_600_000))
         .unwrap();
     assert_eq!(spans, vec![(T0, from + 1000)]);
+}
+
+/// A version-1 database (no `sessions.playback` column) opens: the column
+/// is added, the sessions already there count as playback sessions, and an
+/// app session stored afterwards is listed but counts in no aggregate.
+#[test]
+fn a_version_1_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(&SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch("ALTER TABLE sessions DROP COLUMN playback; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap();
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let playback: Vec<i64> = conn
+        .prepare("SELECT playback FROM sessions ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(playback, [1, 1]);
+
+    let mut app = session("app:a1", T0 + 1_000, true);
+    app.meta.kind = SessionKind::App;
+    app.metrics = SessionMetrics::default();
+    let mut w = store.writer().unwrap();
+    w.begin().unwrap();
+    w.put_session(&app).unwrap();
+    w.commit().unwrap();
+    // The closed session from its rollup, the open one from its row; not the app session.
+    let minute = T0.div_euclid(60_000) * 60_000;
+    let range = Filters::new("p", minute - 60_000, minute + 120_000);
+    let agg = store.aggregate(&range, &GroupBy::All).unwrap();
+    assert_eq!(agg[&GroupKey::All].views, 2);
+    let listed = store
+        .list_sessions(&SessionQuery {
+            filters: range,
+            failed: None,
+            limit: 10,
+            cursor: None,
+        })
+        .unwrap();
+    assert_eq!(listed.sessions.len(), 3);
 }

@@ -12,8 +12,10 @@ use utoipa::ToSchema;
 pub struct PropertyView {
     /// The property the read key belongs to.
     pub name: String,
-    /// Dimensions that filters and breakdowns take (`custom.<key>` too;
-    /// `property` is left out: the key scopes it already).
+    /// Dimensions that filters and breakdowns take: the built-in ones, then
+    /// the protocols' custom-metadata aliases (`contentType`, ...: the User
+    /// Activity Vault's, each `custom.<name>`). `custom.<key>` works too;
+    /// `property` is left out: the key scopes it already.
     pub dimensions: Vec<String>,
     /// Metrics that timeseries and breakdowns take.
     pub metrics: Vec<String>,
@@ -30,6 +32,7 @@ pub async fn show(ReadAuth(property): ReadAuth) -> Json<PropertyView> {
             .iter()
             .filter(|d| **d != Dimension::Property)
             .map(Dimension::name)
+            .chain(Dimension::CUSTOM_ALIASES.iter().map(|a| (*a).to_owned()))
             .collect(),
         metrics: METRIC_NAMES.iter().map(|m| (*m).to_owned()).collect(),
     })

@@ -1,9 +1,10 @@
 //! `GET /data/v1/videos/{video_id}/retention`: the retention curve.
 //!
-//! The share of a video's plays (sessions with `played`, started in the
-//! range) whose playhead reached each 5-s position: a play reached position
-//! `b` when its `max_playhead_s` ≥ `b` (for pixel beacons, the furthest
-//! `check`; a forward seek counts as reaching, as the vendor's curve does).
+//! The share of a video's plays (playback sessions with `played`, started
+//! in the range; app sessions are never plays) whose playhead reached each
+//! 5-s position: a play reached position `b` when its `max_playhead_s` ≥ `b`
+//! (for pixel beacons, the furthest `check`; a forward seek counts as
+//! reaching, as the vendor's curve does).
 //! Position 0 is reached by every play.
 
 use super::{blocking, Query, ReadAuth};
@@ -68,7 +69,7 @@ pub async fn retention(
         reached.extend(
             page.sessions
                 .iter()
-                .filter(|s| s.metrics.played)
+                .filter(|s| s.is_playback() && s.metrics.played)
                 .map(|s| s.metrics.max_playhead_s.unwrap_or(0.0)),
         );
         match page.next_cursor {
