@@ -37,9 +37,42 @@ pub struct RawConfig {
     pub request_timeout_s: Option<u64>,
     /// Key for `/admin/v1`.
     pub admin_key: Option<String>,
+    /// Server-side ad beacons (ping protocol).
+    #[serde(default)]
+    pub beacons: RawBeacons,
     /// The properties; none means zero-config mode (one `default` property).
     #[serde(default)]
     pub properties: Vec<RawProperty>,
+}
+
+/// `[beacons]`: how server-side ad beacons are sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBeacons {
+    /// One attempt's limit, ms. Default 5000.
+    pub timeout_ms: Option<u64>,
+    /// Attempts before a beacon is marked failed. Default 6.
+    pub max_attempts: Option<u32>,
+    /// Attempts in flight at once. Default 32.
+    pub concurrency: Option<usize>,
+    /// Wait before the first retry, ms; doubles each time. Default 1000.
+    pub backoff_ms: Option<u64>,
+}
+
+impl RawBeacons {
+    fn resolve(&self) -> anyhow::Result<playhead_server::beacons::BeaconConfig> {
+        let d = playhead_server::beacons::BeaconConfig::default();
+        let config = playhead_server::beacons::BeaconConfig {
+            timeout: self.timeout_ms.map_or(d.timeout, Duration::from_millis),
+            max_attempts: self.max_attempts.unwrap_or(d.max_attempts),
+            concurrency: self.concurrency.unwrap_or(d.concurrency),
+            backoff: self.backoff_ms.map_or(d.backoff, Duration::from_millis),
+        };
+        if config.timeout.is_zero() || config.max_attempts == 0 || config.concurrency == 0 {
+            bail!("beacons: timeout_ms, max_attempts and concurrency must be positive");
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,7 +304,7 @@ impl Settings {
                 ingest_queue_capacity,
                 max_group_commit,
                 request_timeout: Duration::from_secs(request_timeout_s),
-                beacons: Default::default(),
+                beacons: raw.beacons.resolve()?,
             },
             zero_config,
         })
@@ -352,6 +385,20 @@ mod tests {
         let raw = RawConfig::load(&path).unwrap();
         assert_eq!(raw.properties.len(), 1);
         assert_eq!(raw.fsync, Some(FsyncPolicy::Always));
+        let beacons = raw.beacons.resolve().unwrap();
+        assert_eq!(beacons.timeout, Duration::from_secs(5));
+        assert_eq!((beacons.max_attempts, beacons.concurrency), (6, 32));
+    }
+
+    #[test]
+    fn beacon_settings_are_checked() {
+        let raw: RawConfig =
+            toml::from_str("[beacons]\ntimeout_ms = 250\nmax_attempts = 2\n").unwrap();
+        let b = raw.beacons.resolve().unwrap();
+        assert_eq!((b.timeout, b.max_attempts), (Duration::from_millis(250), 2));
+        let raw: RawConfig = toml::from_str("[beacons]\nconcurrency = 0\n").unwrap();
+        assert!(raw.beacons.resolve().is_err());
+        assert!(toml::from_str::<RawConfig>("[beacons]\nretries = 3\n").is_err());
     }
 
     #[test]
