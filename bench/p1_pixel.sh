@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# P1 (PERFORMANCE.md): pixel beacons/s on Playhead. `wrk` sends
-# `GET /icon.gif?type=check&...` (plus the view/play beacons that open the
-# sessions, see bench/pixel_check.lua) over 64 keep-alive connections.
-# Playhead only: the side-by-side run against nginx, which gives P1's ratio,
-# is not part of this script yet.
+# P1 (PERFORMANCE.md): pixel beacons/s, Playhead against nginx side by side.
+# `wrk` sends `GET /icon.gif?type=check&...` (plus the view/play beacons
+# that open the sessions, see bench/pixel_check.lua) over 64 keep-alive
+# connections to each, in alternating rounds.
 #
 # Usage: bench/p1_pixel.sh [ROUNDS] [SECONDS] [AUDIENCE]
 #   defaults: 5 rounds of 20 s, AUDIENCE=auto: the sessions already watching
-#   when a round starts are 6 x the requests/s of a 5-s warm-up round (not
-#   counted), so every session's checks come about 6 s apart, as a real
-#   player's every 5 s of playing do.
-# Each round starts `playhead serve` zero-config (fresh data dir, embedded
-# store, fsync always) pinned to CPU 0, and runs wrk (1 thread, 64
-# connections) pinned to CPU 1. Prints a table of requests/s per round, the
-# median and the non-2xx answers, and writes it to bench/out/p1.md; raw wrk
-# outputs go to bench/out/p1-*.txt. Not a test: it asserts nothing.
-# Needs wrk: installed with apt-get when missing.
+#   when a round starts are 6 x the requests/s of a 5-s warm-up round of the
+#   same server (not counted), so every session's checks come about 6 s
+#   apart, as a real player's every 5 s of playing do, on both servers.
+# Each round runs, one after the other, on CPU 0 (taskset):
+#   - `playhead serve` zero-config (fresh data dir, embedded store, fsync
+#     always): it validates, sessionizes and durably stores every beacon;
+#   - nginx from Debian, one worker, `empty_gif` at /icon.gif and a
+#     buffered `access_log ... combined buffer=64k flush=1s` (what a pixel
+#     collector usually is), config generated in a temp dir (no system
+#     config touched), started and stopped by this script;
+# and wrk (1 thread, 64 connections, same Lua mix and audience) on CPU 1.
+# Prints a table of requests/s per round, the medians and the ratio, and
+# writes it to bench/out/p1.md; raw wrk outputs go to bench/out/p1-*.txt.
+# Not a test: it asserts nothing. Installs wrk and nginx with apt-get when
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 ROUNDS=${1:-5}
 SECS=${2:-20}
 AUDIENCE=${3:-auto}
@@ -26,55 +32,67 @@ CONNECTIONS=64
 OUT=bench/out
 mkdir -p "$OUT"
 command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
-if ! command -v wrk >/dev/null; then
-  echo "wrk is missing: installing it with apt-get" >&2
-  SUDO=""
-  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
-  $SUDO apt-get update
-  $SUDO apt-get install -y wrk
-fi
+ensure_cmd wrk wrk
+ensure_cmd nginx nginx
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release -q -p playhead
 BIN=target/release/playhead
+STAMP=$(date +%s)
 
-SERVER_PID=""
-ROUND_DIR=""
-cleanup() {
-  if [[ -n $SERVER_PID ]]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-  if [[ -n $ROUND_DIR ]]; then
-    rm -rf "$ROUND_DIR"
-    ROUND_DIR=""
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# One round against a fresh server: $1 = label, $2 = seconds, $3 = audience.
-# Sets RPS, P50, P99, NON2XX, SOCKET_ERRORS, MIX.
-run_round() {
-  local round=$1 secs=$2 audience=$3 port raw
-  port=$(free_port)
-  ROUND_DIR=$(mktemp -d)
+start_playhead() {
+  new_tmp
+  PORT=$(free_port)
   PLAYHEAD_FSYNC=always RUST_LOG=warn \
-    taskset -c 0 "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$ROUND_DIR/data" \
-    > "$ROUND_DIR/stdout" 2> "$ROUND_DIR/stderr" &
-  SERVER_PID=$!
-  for _ in $(seq 100); do grep -q '^listening on' "$ROUND_DIR/stdout" 2>/dev/null && break; sleep 0.1; done
-  if ! grep -q '^listening on' "$ROUND_DIR/stdout"; then
-    echo "playhead did not start:" >&2
-    cat "$ROUND_DIR/stderr" >&2
-    exit 1
-  fi
-  raw="$OUT/p1-round$round-$(date +%s).txt"
+    start_bg taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$TMP_DIR/data" \
+    > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
+  SERVER=$BG_PID
+  wait_listening "$TMP_DIR/server.out"
+}
+
+start_nginx() {
+  new_tmp
+  local dir=$TMP_DIR
+  chmod 755 "$dir"
+  PORT=$(free_port)
+  cat > "$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log $dir/access.log combined buffer=64k flush=1s;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$PORT;
+        location = /icon.gif { empty_gif; }
+    }
+}
+CONF
+  start_bg taskset -c 0 "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
+    > "$dir/server.out" 2>&1
+  SERVER=$BG_PID
+  wait_port "$PORT"
+  NGINX_DIR=$dir
+}
+
+# One wrk run against $PORT: $1 = raw output file, $2 = seconds, $3 = audience.
+# Sets RPS, CPU (server CPU %), PER_CPU, P50, P99, NON2XX, SOCKET_ERRORS, MIX.
+run_wrk() {
+  local raw=$1 secs=$2 audience=$3 c0 c1 t0 t1
+  c0=$(cpu_ticks "$SERVER"); t0=$(date +%s.%N)
   taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --latency \
-    -s bench/pixel_check.lua "http://127.0.0.1:$port" -- "$audience" > "$raw"
-  cleanup
+    -s bench/pixel_check.lua "http://127.0.0.1:$PORT" -- "$audience" > "$raw"
+  c1=$(cpu_ticks "$SERVER"); t1=$(date +%s.%N)
   RPS=$(awk '/^Requests\/sec:/ {print $2}' "$raw")
+  # The server's share of its core during the run, and requests per CPU-second.
+  CPU=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", 100 * c / hz / (b - a)}')
+  PER_CPU=$(awk -v r="$RPS" -v c="$CPU" 'BEGIN {printf "%.0f", (c > 0 ? r * 100 / c : 0)}')
   P50=$(awk '$1 == "50%" {print $2}' "$raw")
   P99=$(awk '$1 == "99%" {print $2}' "$raw")
   NON2XX=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$raw")
@@ -84,30 +102,60 @@ run_round() {
   MIX=$(grep '^beacons:' "$raw" || true)
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
+# The audience each server gets: 6 x its warm-up rate (auto), so that both
+# see the realistic mix (mostly checks), or the number given.
+audience_for() { awk -v r="$1" 'BEGIN {a = int(6 * r); print (a < 1000 ? 1000 : a)}'; }
 if [[ $AUDIENCE == auto ]]; then
-  run_round warmup 5 10000
-  AUDIENCE=$(awk -v r="$RPS" 'BEGIN {a = int(6 * r); print (a < 1000 ? 1000 : a)}')
-  echo "warm-up: $RPS requests/s, so an audience of $AUDIENCE sessions" >&2
+  start_playhead
+  run_wrk "$OUT/p1-warmup-playhead-$STAMP.txt" 5 10000
+  stop_bg "$SERVER"
+  AUD_PH=$(audience_for "$RPS")
+  start_nginx
+  run_wrk "$OUT/p1-warmup-nginx-$STAMP.txt" 5 10000
+  stop_bg "$SERVER"
+  AUD_NG=$(audience_for "$RPS")
+  echo "warm-up: audiences of $AUD_PH (Playhead) and $AUD_NG (nginx) sessions" >&2
+  AUD_NOTE="6 x each one's warm-up rate, so both get the realistic mix"
+else
+  AUD_PH=$AUDIENCE
+  AUD_NG=$AUDIENCE
+  AUD_NOTE="as given"
 fi
 
-rows=(); rates=()
+rows=(); ph=(); ng=(); ph_cpu=(); ng_cpu=()
 for r in $(seq "$ROUNDS"); do
-  run_round "$r" "$SECS" "$AUDIENCE"
-  rates+=("$RPS")
-  rows+=("| $r | $RPS | $P50 | $P99 | $NON2XX | $SOCKET_ERRORS |")
-  echo "round $r: $RPS requests/s, non-2xx $NON2XX, socket errors $SOCKET_ERRORS" >&2
+  start_playhead
+  run_wrk "$OUT/p1-playhead-round$r-$STAMP.txt" "$SECS" "$AUD_PH"
+  stop_bg "$SERVER"
+  ph+=("$RPS"); ph_cpu+=("$PER_CPU"); MIX_PH=$MIX
+  line="| $r | $RPS | $CPU % | $PER_CPU | $P50 | $P99 | $NON2XX, $SOCKET_ERRORS"
+  echo "round $r: playhead $RPS requests/s at $CPU % CPU, non-2xx $NON2XX, socket errors $SOCKET_ERRORS" >&2
+  start_nginx
+  run_wrk "$OUT/p1-nginx-round$r-$STAMP.txt" "$SECS" "$AUD_NG"
+  stop_bg "$SERVER"
+  logged=$(wc -l < "$NGINX_DIR/access.log")
+  ng+=("$RPS"); ng_cpu+=("$PER_CPU")
+  rows+=("$line | $RPS | $CPU % | $PER_CPU | $P50 | $P99 | $NON2XX, $SOCKET_ERRORS | $logged |")
+  echo "round $r: nginx $RPS requests/s at $CPU % CPU, non-2xx $NON2XX, socket errors $SOCKET_ERRORS, $logged lines logged" >&2
 done
-med=$(printf '%s\n' "${rates[@]}" | median)
+m_ph=$(printf '%s\n' "${ph[@]}" | median)
+m_ng=$(printf '%s\n' "${ng[@]}" | median)
+ratio=$(awk -v a="$m_ph" -v b="$m_ng" 'BEGIN {printf "%.3f", a/b}')
+m_phc=$(printf '%s\n' "${ph_cpu[@]}" | median)
+m_ngc=$(printf '%s\n' "${ng_cpu[@]}" | median)
+ratio_cpu=$(awk -v a="$m_phc" -v b="$m_ngc" 'BEGIN {printf "%.3f", a/b}')
 {
-  echo "| round | requests/s | latency p50 | latency p99 | non-2xx answers | socket errors |"
-  echo "|---|---|---|---|---|---|"
+  echo "| round | Playhead requests/s | server CPU | requests per CPU-s | p50 | p99 | non-2xx, socket errors | nginx requests/s | server CPU | requests per CPU-s | p50 | p99 | non-2xx, socket errors | nginx log lines |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
-  echo "| **median** | **$med** | | | | |"
+  echo "| **median** | **$m_ph** | | $m_phc | | | | **$m_ng** | | $m_ngc | | | | |"
   echo
-  echo "Playhead \`serve\` (zero-config, fresh data dir, fsync always) on CPU 0; wrk -t1 -c$CONNECTIONS keep-alive with bench/pixel_check.lua on CPU 1, an audience of $AUDIENCE sessions watching at the start of each round. No nginx reference in this run."
-  echo "Last round's mix: ${MIX:-not reported}"
+  echo "P1 ratio (Playhead / nginx): **$ratio** (target ≥ 1.5); per server CPU-second: $ratio_cpu"
   echo
-  echo "Command: \`bench/p1_pixel.sh $ARGS\`, commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates Cargo.lock || echo ' with uncommitted changes'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2 || true)"
+  echo "Server CPU is the server's user + system time over the run's wall time (100 % = its one core). Below about 95 %, the server was not the bottleneck (the generator or waiting was), and its requests/s is a lower bound of what it can do."
+  echo
+  echo "Server on CPU 0 (Playhead zero-config, fresh data dir, fsync always; nginx $("$NGINX" -v 2>&1 | cut -d/ -f2), 1 worker, empty_gif, access_log combined buffer=64k flush=1s), wrk -t1 -c$CONNECTIONS keep-alive with bench/pixel_check.lua on CPU 1, sessions watching at the start of each round: $AUD_PH for Playhead, $AUD_NG for nginx ($AUD_NOTE)."
+  echo "Last round's mix: Playhead ${MIX_PH:-not reported}; nginx ${MIX:-not reported}"
+  echo
+  echo "Command: \`bench/p1_pixel.sh $ARGS\`; $(machine_line); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 } | tee "$OUT/p1.md"

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# P2 and P3 (PERFORMANCE.md): Adobe Media Collection events, Playhead against
+# the bare axum handler (bench/bare: parses the same JSON, answers 204).
+#
+# Usage: bench/p2_p3_adobe.sh [ROUNDS] [SECONDS] [SESSIONS]
+#   defaults: 5 rounds of 20 s, 20000 sessions.
+#
+# P2, peak events/s: each round starts a fresh `playhead serve` (release,
+# zero-config, fsync always) pinned to CPU 0, opens SESSIONS Adobe sessions
+# (`open-sessions`: `POST /api/v1/sessions`, sids from `Location`), then runs
+# `wrk -t1 -c64` with bench/adobe_events.lua (~300-byte `ping`/`play`
+# events spread over the sessions) pinned to CPU 1; then the same wrk run
+# against the bare handler on CPU 0. Rounds alternate Playhead / bare.
+#
+# P3, p99 latency at 50 % of P2's peak: RATE = 0.5 x Playhead's median P2
+# events/s. Each round runs `paced` (bench/tools/src/bin/paced.rs: an
+# open-loop constant-rate generator, 64 connections, 3 s warm-up) at RATE
+# against a fresh Playhead with fresh sessions, then against the bare
+# handler. wrk2 is not in Debian and wrk paced with Lua `delay()` stays
+# closed-loop (its latency starts when a request is written, so a stall
+# hides the requests that should have gone out during it); `paced` reports
+# both that "service" p99 and the corrected p99 from the scheduled send time.
+#
+# Prints the tables, medians and ratios and writes them to bench/out/p2_p3.md;
+# raw outputs go to bench/out/p2-*.txt and p3-*.txt. Asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+ROUNDS=${1:-5}
+SECS=${2:-20}
+SESSIONS=${3:-20000}
+ARGS="$ROUNDS $SECS $SESSIONS"
+OUT=bench/out
+mkdir -p "$OUT"
+command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
+ensure_cmd wrk wrk
+cargo build --release -q -p playhead -p playhead-bench -p playhead-bench-bare
+BIN=target/release/playhead
+BARE=target/release/bare-handler
+OPEN=target/release/open-sessions
+PACED=target/release/paced
+STAMP=$(date +%s)
+SIDS=""
+
+# Start a fresh Playhead on CPU 0 and open $SESSIONS Adobe sessions; sets
+# PORT, SERVER and SIDS (the sid file, kept for the bare handler's round).
+start_playhead() {
+  new_tmp
+  local dir=$TMP_DIR
+  PORT=$(free_port)
+  PLAYHEAD_FSYNC=always PLAYHEAD_INGEST_KEY=$BENCH_INGEST_KEY PLAYHEAD_READ_KEY=$BENCH_READ_KEY \
+    PLAYHEAD_ADMIN_KEY=$BENCH_ADMIN_KEY RUST_LOG=warn \
+    start_bg taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$dir/data" \
+    > "$dir/server.out" 2> "$dir/server.err"
+  SERVER=$BG_PID
+  wait_listening "$dir/server.out"
+  SIDS=$dir/sids.txt
+  taskset -c 1 "$OPEN" --target "127.0.0.1:$PORT" --protocol adobe --count "$SESSIONS" \
+    --sids-out "$SIDS" >&2
+  cp "$SIDS" "$OUT/p2p3-sids.txt"
+}
+
+start_bare() {
+  new_tmp
+  PORT=$(free_port)
+  start_bg taskset -c 0 "$BARE" "127.0.0.1:$PORT" > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
+  SERVER=$BG_PID
+  wait_listening "$TMP_DIR/server.out"
+}
+
+# Server CPU % (of its one core) between two cpu_ticks readings.
+cpu_pct() {
+  awk -v c="$(( $2 - $1 ))" -v hz="$CLK_TCK" -v a="$3" -v b="$4" 'BEGIN {printf "%.0f", 100 * c / hz / (b - a)}'
+}
+
+# wrk against the server on $PORT; sets RPS, CPU, P50, P99, NON2XX.
+run_wrk() {
+  local raw=$1 c0 c1 t0 t1
+  c0=$(cpu_ticks "$SERVER"); t0=$(date +%s.%N)
+  taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency -s bench/adobe_events.lua \
+    "http://127.0.0.1:$PORT" -- "$OUT/p2p3-sids.txt" > "$raw"
+  c1=$(cpu_ticks "$SERVER"); t1=$(date +%s.%N)
+  CPU=$(cpu_pct "$c0" "$c1" "$t0" "$t1")
+  RPS=$(awk '/^Requests\/sec:/ {print $2}' "$raw")
+  P50=$(awk '$1 == "50%" {print $2}' "$raw")
+  P99=$(awk '$1 == "99%" {print $2}' "$raw")
+  NON2XX=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$raw")
+  NON2XX=${NON2XX:-0}
+}
+
+# paced against the server on $PORT at $RATE; sets the k=v fields as P_<key>.
+run_paced() {
+  local raw=$1 kv c0 c1 t0 t1
+  c0=$(cpu_ticks "$SERVER"); t0=$(date +%s.%N)
+  taskset -c 1 "$PACED" --target "127.0.0.1:$PORT" --sids "$OUT/p2p3-sids.txt" --rate "$RATE" \
+    --duration "$SECS" --warmup 3 --connections 64 > "$raw"
+  c1=$(cpu_ticks "$SERVER"); t1=$(date +%s.%N)
+  CPU=$(cpu_pct "$c0" "$c1" "$t0" "$t1")
+  for kv in $(cat "$raw"); do
+    printf -v "P_${kv%%=*}" '%s' "${kv#*=}"
+  done
+}
+
+# ---- P2
+p2_rows=(); ph_rps=(); bare_rps=()
+for r in $(seq "$ROUNDS"); do
+  start_playhead
+  run_wrk "$OUT/p2-playhead-round$r-$STAMP.txt"
+  stop_bg "$SERVER"
+  ph_rps+=("$RPS"); ph_line="$RPS | $CPU % | $P50 | $P99 | $NON2XX"
+  echo "P2 round $r: playhead $RPS events/s at $CPU % CPU (non-2xx $NON2XX)" >&2
+  start_bare
+  run_wrk "$OUT/p2-bare-round$r-$STAMP.txt"
+  stop_bg "$SERVER"
+  bare_rps+=("$RPS")
+  p2_rows+=("| $r | $ph_line | $RPS | $CPU % | $P50 | $P99 | $NON2XX |")
+  echo "P2 round $r: bare $RPS events/s at $CPU % CPU (non-2xx $NON2XX)" >&2
+done
+m_ph=$(printf '%s\n' "${ph_rps[@]}" | median)
+m_bare=$(printf '%s\n' "${bare_rps[@]}" | median)
+p2_ratio=$(awk -v a="$m_ph" -v b="$m_bare" 'BEGIN {printf "%.3f", a/b}')
+RATE=$(awk -v a="$m_ph" 'BEGIN {printf "%.0f", a/2}')
+echo "P2: Playhead $m_ph, bare $m_bare, ratio $p2_ratio; P3 rate $RATE/s" >&2
+
+# ---- P3
+p3_rows=(); ph_p99=(); bare_p99=(); ph_cp99=(); bare_cp99=()
+for r in $(seq "$ROUNDS"); do
+  start_playhead
+  run_paced "$OUT/p3-playhead-round$r-$STAMP.txt"
+  stop_bg "$SERVER"
+  ph_p99+=("$P_p99_us"); ph_cp99+=("$P_cp99_us")
+  ph_line="$P_achieved | $CPU % | $P_p50_us | $P_p99_us | $P_cp99_us | $P_other"
+  echo "P3 round $r: playhead p99 $P_p99_us us (corrected $P_cp99_us us), achieved $P_achieved/s" >&2
+  start_bare
+  run_paced "$OUT/p3-bare-round$r-$STAMP.txt"
+  stop_bg "$SERVER"
+  bare_p99+=("$P_p99_us"); bare_cp99+=("$P_cp99_us")
+  p3_rows+=("| $r | $ph_line | $P_achieved | $CPU % | $P_p50_us | $P_p99_us | $P_cp99_us | $P_other |")
+  echo "P3 round $r: bare p99 $P_p99_us us (corrected $P_cp99_us us), achieved $P_achieved/s" >&2
+done
+m_ph99=$(printf '%s\n' "${ph_p99[@]}" | median)
+m_bare99=$(printf '%s\n' "${bare_p99[@]}" | median)
+m_phc99=$(printf '%s\n' "${ph_cp99[@]}" | median)
+m_barec99=$(printf '%s\n' "${bare_cp99[@]}" | median)
+p3_ratio=$(awk -v a="$m_ph99" -v b="$m_bare99" 'BEGIN {printf "%.1f", a/b}')
+p3c_ratio=$(awk -v a="$m_phc99" -v b="$m_barec99" 'BEGIN {printf "%.1f", a/b}')
+
+{
+  echo "### P2: Adobe events/s, peak (wrk -t1 -c64, bench/adobe_events.lua, $SESSIONS sessions)"
+  echo
+  echo "| round | Playhead events/s | server CPU | p50 | p99 | non-2xx | bare events/s | server CPU | p50 | p99 | non-2xx |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${p2_rows[@]}"
+  echo "| **median** | **$m_ph** | | | | | **$m_bare** | | | | |"
+  echo
+  echo "P2 ratio (Playhead / bare): **$p2_ratio** (target ≥ 0.7). Server CPU is user + system time over wall time (100 % = its one core); below about 95 % the server was not the bottleneck, and its rate is a lower bound."
+  echo
+  echo "### P3: latency at $RATE events/s (50 % of Playhead's P2 median), \`paced\`, 64 connections"
+  echo
+  echo "| round | Playhead achieved/s | server CPU | p50 µs | p99 µs | corrected p99 µs | non-2xx | bare achieved/s | server CPU | p50 µs | p99 µs | corrected p99 µs | non-2xx |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${p3_rows[@]}"
+  echo "| **median p99** | | | | **$m_ph99** | **$m_phc99** | | | | | **$m_bare99** | **$m_barec99** | |"
+  echo
+  echo "P3 ratio (Playhead p99 / bare p99): **$p3_ratio** (service), **$p3c_ratio** (corrected) (target ≤ 2)"
+  echo
+  echo "Command: \`bench/p2_p3_adobe.sh $ARGS\`; $(machine_line); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+} | tee "$OUT/p2_p3.md"

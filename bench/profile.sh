@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Profiles behind the "what limits it" paragraphs of bench/RESULTS.md. On
+# this VM `perf stat -e instructions true` says "not supported", so CPU
+# profiles are valgrind's callgrind (instruction counts: the same totals
+# whatever else the machine runs) and memory profiles valgrind's massif.
+#
+# Usage: bench/profile.sh p1|p2|p2-threads|p3|p4|p5 [SECONDS]
+#   p1: `playhead serve` under callgrind (one file per thread), 4,000 pixel
+#       sessions watching, then SECONDS (default 20) of wrk with
+#       bench/pixel_check.lua; counters are zeroed after the set-up.
+#   p2: the same with 2,000 Adobe sessions and bench/adobe_events.lua, then
+#       the bare handler under callgrind with the same wrk load (its
+#       instructions per request are the stack's floor).
+#   p2-threads: a normal Playhead at P2's peak load (wrk, 20,000 sessions):
+#       each thread's share of a core over the run, from /proc.
+#   p3: a normal (not instrumented) Playhead at 5,000 Adobe events/s from
+#       `paced` for SECONDS: `perf trace` of the writer thread's fsync and
+#       write calls (when tracefs is mounted), and the server's own commit
+#       histograms from /metrics.
+#   p4: `playhead serve` under massif while `open-sessions` opens 20,000
+#       Adobe sessions: the heap at its peak, by allocation site.
+#   p5: `playhead serve` under callgrind answering the overview and the
+#       timeseries once over a 100,000-session, 30-day data set (`p5 build`).
+# Outputs go to bench/out/profile-<name>-*; the script prints the summary
+# (callgrind_annotate / ms_print / strace -c). Asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+WHAT=${1:?usage: bench/profile.sh p1|p2|p2-threads|p3|p4|p5 [SECONDS]}
+SECS=${2:-20}
+OUT=bench/out
+mkdir -p "$OUT"
+ensure_cmd valgrind valgrind
+ensure_cmd wrk wrk
+cargo build --release -q -p playhead -p playhead-bench -p playhead-bench-bare
+BIN=target/release/playhead
+STAMP=$(date +%s)
+PREFIX=$OUT/profile-$WHAT-$STAMP
+
+# Start Playhead, possibly under a tool: $1 = data dir, rest = wrapper.
+start_server() {
+  local data=$1
+  shift
+  PORT=$(free_port)
+  PLAYHEAD_FSYNC=always PLAYHEAD_INGEST_KEY=$BENCH_INGEST_KEY PLAYHEAD_READ_KEY=$BENCH_READ_KEY \
+    PLAYHEAD_ADMIN_KEY=$BENCH_ADMIN_KEY PLAYHEAD_REQUEST_TIMEOUT_S=3600 RUST_LOG=warn \
+    start_bg taskset -c 0 "$@" "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$data" \
+    > "$PREFIX.server.out" 2> "$PREFIX.server.err"
+  SERVER=$BG_PID
+  for _ in $(seq 600); do
+    grep -q '^listening on' "$PREFIX.server.out" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server did not start" >&2
+  cat "$PREFIX.server.err" >&2
+  exit 1
+}
+
+annotate() {
+  local f
+  for f in "$PREFIX".callgrind.out-*; do
+    echo "== $f (inclusive, top 40)"
+    callgrind_annotate --inclusive=yes "$f" 2>/dev/null | head -80 || true
+  done | tee "$PREFIX.annotate.txt"
+}
+
+callgrind=(valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$PREFIX.callgrind.out")
+
+case $WHAT in
+  p1 | p2)
+    new_tmp
+    start_server "$TMP_DIR/data" "${callgrind[@]}"
+    if [[ $WHAT == p1 ]]; then
+      taskset -c 1 wrk -t1 -c16 -d10s -s bench/pixel_check.lua "http://127.0.0.1:$PORT" -- 4000 > /dev/null
+      callgrind_control -z "$SERVER" > /dev/null
+      taskset -c 1 wrk -t1 -c64 -d"${SECS}s" -s bench/pixel_check.lua "http://127.0.0.1:$PORT" -- 4000 \
+        | tee "$PREFIX.wrk.txt"
+    else
+      taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
+        --count 2000 --connections 16 --sids-out "$TMP_DIR/sids.txt"
+      callgrind_control -z "$SERVER" > /dev/null
+      taskset -c 1 wrk -t1 -c64 -d"${SECS}s" -s bench/adobe_events.lua "http://127.0.0.1:$PORT" \
+        -- "$TMP_DIR/sids.txt" | tee "$PREFIX.wrk.txt"
+    fi
+    stop_bg "$SERVER"
+    annotate
+    if [[ $WHAT == p2 ]]; then
+      # The reference under the same tool and load: instructions per request.
+      PORT=$(free_port)
+      start_bg taskset -c 0 valgrind --tool=callgrind --separate-threads=yes \
+        --callgrind-out-file="$PREFIX.bare.callgrind.out" target/release/bare-handler "127.0.0.1:$PORT" \
+        > "$PREFIX.bare.out" 2> "$PREFIX.bare.err"
+      SERVER=$BG_PID
+      wait_listening "$PREFIX.bare.out"
+      taskset -c 1 wrk -t1 -c64 -d"${SECS}s" -s bench/adobe_events.lua "http://127.0.0.1:$PORT" \
+        -- "$TMP_DIR/sids.txt" | tee "$PREFIX.bare.wrk.txt"
+      stop_bg "$SERVER"
+      for f in "$PREFIX".bare.callgrind.out*; do
+        echo "== $f (inclusive, top 40)"
+        callgrind_annotate --inclusive=yes "$f" 2>/dev/null | head -80 || true
+      done | tee "$PREFIX.bare.annotate.txt"
+    fi
+    ;;
+  p3)
+    new_tmp
+    start_server "$TMP_DIR/data"
+    taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
+      --count 20000 --sids-out "$TMP_DIR/sids.txt"
+    writer=$(grep -l '^playhead-writer' /proc/"$SERVER"/task/*/comm | head -1 | cut -d/ -f5)
+    curl -s "http://127.0.0.1:$PORT/metrics" > "$PREFIX.metrics-before.txt"
+    # perf trace reads syscall tracepoints in the kernel (strace's ptrace
+    # stops slow the writer so much that the latencies change); it needs
+    # tracefs (mount -t tracefs nodev /sys/kernel/tracing).
+    # Tracing every pwrite64 slows the writer (hundreds of thousands of
+    # calls), so those are only counted (perf stat on the tracepoint) and
+    # only fsync/fdatasync are traced with their durations.
+    TRACE=""
+    COUNT=""
+    if perf trace -e fdatasync -- true > /dev/null 2>&1; then
+      start_bg perf trace -t "$writer" -e fdatasync,fsync -o "$PREFIX.trace.txt"
+      TRACE=$BG_PID
+      start_bg perf stat -t "$writer" -e syscalls:sys_enter_pwrite64,syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync \
+        -o "$PREFIX.syscall-counts.txt"
+      COUNT=$BG_PID
+      sleep 1
+    else
+      echo "perf trace does not work here (tracefs not mounted?): commit histograms only" >&2
+    fi
+    taskset -c 1 target/release/paced --target "127.0.0.1:$PORT" --sids "$TMP_DIR/sids.txt" \
+      --rate 5000 --duration "$SECS" --warmup 1 | tee "$PREFIX.paced.txt"
+    if [[ -n $TRACE ]]; then
+      kill -INT "$TRACE" "$COUNT"
+      sleep 1
+      stop_bg "$TRACE"
+      stop_bg "$COUNT"
+      grep -E "syscalls:|seconds time" "$PREFIX.syscall-counts.txt"
+    fi
+    curl -s "http://127.0.0.1:$PORT/metrics" > "$PREFIX.metrics-after.txt"
+    stop_bg "$SERVER"
+    python3 - "$PREFIX" <<'PY' | tee "$PREFIX.summary.txt"
+import re, sys
+prefix = sys.argv[1]
+try:
+    calls = {}
+    for line in open(prefix + ".trace.txt"):
+        m = re.search(r"\(\s*([0-9.]+) ms\): (?:\S+/\d+ )?(\w+)\(", line)
+        if m:
+            calls.setdefault(m.group(2), []).append(float(m.group(1)))
+    print("== writer thread syscalls (perf trace)")
+    for name, v in sorted(calls.items()):
+        v.sort()
+        q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
+        print(f"{name:10} calls {len(v):7d} total {sum(v) / 1000:8.3f} s  p50 {q(0.5):.3f} ms  p99 {q(0.99):.3f} ms  max {v[-1]:.3f} ms")
+except FileNotFoundError:
+    pass
+def hist(path, name):
+    out = {}
+    for line in open(path):
+        m = re.match(rf"playhead_{name}_(sum|count) ([0-9.e+]+)", line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+        m = re.match(rf'playhead_{name}_bucket\{{le="([^"]+)"\}} ([0-9.e+]+)', line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
+print("== the server's commit histograms during the run (/metrics after - before)")
+for name in ("commit_seconds", "commit_group_size"):
+    a, b = hist(prefix + ".metrics-before.txt", name), hist(prefix + ".metrics-after.txt", name)
+    d = {k: b[k] - a.get(k, 0) for k in b}
+    n = d.get("count", 0)
+    print(f"{name}: {n:.0f} groups, mean {d.get('sum', 0) / max(n, 1):.6g}")
+    for k in sorted((k for k in d if k not in ("sum", "count")), key=lambda k: float(k)):
+        print(f"  le {k}: {d[k] / max(n, 1) * 100:.1f} %")
+PY
+    ;;
+  p2-threads)
+    # Where the server's wall time goes at P2's peak, per thread (no tool
+    # attached): CPU ticks of each thread over the wrk run.
+    new_tmp
+    start_server "$TMP_DIR/data"
+    taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
+      --count 20000 --sids-out "$TMP_DIR/sids.txt"
+    declare -A before
+    for t in /proc/"$SERVER"/task/*; do before[$t]=$(awk '{print $14 + $15}' "$t/stat"); done
+    t0=$(date +%s.%N)
+    taskset -c 1 wrk -t1 -c64 -d"${SECS}s" -s bench/adobe_events.lua "http://127.0.0.1:$PORT" \
+      -- "$TMP_DIR/sids.txt" | tee "$PREFIX.wrk.txt"
+    t1=$(date +%s.%N)
+    {
+      echo "== CPU per thread over the ${SECS}-s run (100 % = one core)"
+      for t in /proc/"$SERVER"/task/*; do
+        now=$(awk '{print $14 + $15}' "$t/stat")
+        awk -v c="$(( now - ${before[$t]:-0} ))" -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" -v n="$(cat "$t/comm")" \
+          'BEGIN {p = 100 * c / hz / (b - a); if (p >= 0.5) printf "%-20s %5.1f %%\n", n, p}'
+      done
+    } | tee "$PREFIX.threads.txt"
+    stop_bg "$SERVER"
+    ;;
+  p4)
+    new_tmp
+    start_server "$TMP_DIR/data" valgrind --tool=massif --threshold=1.0 --massif-out-file="$PREFIX.massif.out"
+    taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
+      --count 20000 --connections 16
+    sleep 2
+    stop_bg "$SERVER"
+    ms_print "$PREFIX.massif.out" > "$PREFIX.ms_print.txt"
+    head -120 "$PREFIX.ms_print.txt"
+    ;;
+  p5)
+    new_tmp
+    taskset -c 1 target/release/p5 build --dir "$TMP_DIR/p5" --sessions 100000
+    start_server "$TMP_DIR/p5/store" "${callgrind[@]}"
+    read -r from to < "$TMP_DIR/p5/range"
+    callgrind_control -z "$SERVER" > /dev/null
+    for q in "metrics?" "metrics/timeseries?metric=rebuffer_percentage&interval=1h&"; do
+      curl -s -o /dev/null -w "$q %{http_code} %{time_total}s\n" -H "Authorization: Bearer $BENCH_READ_KEY" \
+        "http://127.0.0.1:$PORT/data/v1/${q}from=$from&to=$to"
+    done
+    stop_bg "$SERVER"
+    annotate
+    ;;
+  *)
+    echo "unknown profile $WHAT" >&2
+    exit 2
+    ;;
+esac
