@@ -4,7 +4,6 @@
 //! `progress` (a bare position report, for protocols in progress mode) and
 //! `custom` (anything a protocol sends that has no playback meaning, kept).
 
-use crate::hash::stable_hash;
 use crate::session::SessionMeta;
 use crate::{Millis, Protocol, SessionKey};
 use serde::{Deserialize, Serialize};
@@ -81,13 +80,48 @@ impl Event {
     /// A dedup key from the event's content (all but the receive time), for
     /// protocols that carry no sequence number: the same event delivered
     /// twice hashes the same.
+    ///
+    /// The event is serialized as JSON straight into the hasher, without
+    /// `received_at` and `dedup_key` and without building a value tree (the
+    /// tree cost a fifth of a decoder's time, `bench/RESULTS.md`).
     pub fn content_key(&self) -> u64 {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("received_at");
-            o.remove("dedup_key");
+        /// The fields that make an event's content, borrowed.
+        #[derive(Serialize)]
+        struct Content<'a> {
+            t: Millis,
+            order: u64,
+            #[serde(flatten)]
+            kind: &'a EventKind,
+            playhead: Option<f64>,
+            qoe: &'a Qoe,
+            clock_skew_corrected: bool,
+            data: &'a serde_json::Map<String, serde_json::Value>,
         }
-        stable_hash(v.to_string().as_bytes())
+        /// Feeds what serde_json writes into the stable hash.
+        struct HashWriter(crate::hash::StableHasher);
+        impl std::io::Write for HashWriter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                std::hash::Hasher::write(&mut self.0, buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let content = Content {
+            t: self.t,
+            order: self.order,
+            kind: &self.kind,
+            playhead: self.playhead,
+            qoe: &self.qoe,
+            clock_skew_corrected: self.clock_skew_corrected,
+            data: &self.data,
+        };
+        let mut writer = HashWriter(crate::hash::StableHasher::default());
+        // Writing into the hasher cannot fail; a value serde cannot write
+        // (none here) would only shorten the hashed text.
+        let _ = serde_json::to_writer(&mut writer, &content);
+        std::hash::Hasher::finish(&writer.0)
     }
 
     /// The processing order of a session's events (see `order`).
