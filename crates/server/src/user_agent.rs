@@ -1,7 +1,39 @@
 //! `browser`, `os` and `device_type` dimensions from a User-Agent, with
 //! woothee (the parser Vector's `parse_user_agent` uses in fast mode).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+/// Distinct User-Agents remembered; the cache starts over when full. An
+/// audience has far fewer distinct agents than requests, and parsing one
+/// cost a tenth of a pixel beacon's instructions (`bench/RESULTS.md`).
+const CACHE_CAPACITY: usize = 4096;
+
+type Dimensions = Arc<BTreeMap<String, String>>;
+
+fn cache() -> &'static Mutex<HashMap<String, Dimensions>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Dimensions>>> = OnceLock::new();
+    CACHE.get_or_init(Mutex::default)
+}
+
+/// [`dimensions`] through a bounded cache.
+pub fn cached_dimensions(user_agent: &str) -> Dimensions {
+    if let Some(d) = cache()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(user_agent)
+    {
+        return d.clone();
+    }
+    // Parse outside the lock; two threads may parse the same agent once each.
+    let parsed = Arc::new(dimensions(user_agent));
+    let mut cache = cache().lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= CACHE_CAPACITY {
+        cache.clear();
+    }
+    cache.insert(user_agent.to_owned(), parsed.clone());
+    parsed
+}
 
 /// Add the request's User-Agent dimensions to `dims`, keeping any the
 /// protocol itself already set.
@@ -12,8 +44,10 @@ pub fn add_dimensions(headers: &axum::http::HeaderMap, dims: &mut BTreeMap<Strin
     else {
         return;
     };
-    for (k, v) in dimensions(ua) {
-        dims.entry(k).or_insert(v);
+    for (k, v) in cached_dimensions(ua).iter() {
+        if !dims.contains_key(k) {
+            dims.insert(k.clone(), v.clone());
+        }
     }
 }
 
@@ -60,5 +94,17 @@ mod tests {
         assert_eq!(iphone["browser"], "Safari");
         assert_eq!(iphone["device_type"], "mobile");
         assert!(dimensions("").is_empty());
+    }
+
+    #[test]
+    fn the_cache_answers_like_the_parser_and_stays_bounded() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0";
+        assert_eq!(*cached_dimensions(ua), dimensions(ua));
+        assert_eq!(*cached_dimensions(ua), dimensions(ua));
+        for i in 0..CACHE_CAPACITY + 10 {
+            cached_dimensions(&format!("agent-{i}"));
+        }
+        assert!(cache().lock().unwrap().len() <= CACHE_CAPACITY);
+        assert_eq!(cached_dimensions(ua)["browser"], "Firefox");
     }
 }

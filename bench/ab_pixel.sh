@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A/B of two Playhead binaries on P1's pixel mix (bench/pixel_check.lua):
+# alternating rounds, each server on CPU 0 with a fresh zero-config data dir
+# (fsync always), wrk (1 thread, 64 keep-alive connections) on CPU 1.
+# For measuring one change: build the binary before and after it, then
+#   bench/ab_pixel.sh OLD_BIN NEW_BIN [ROUNDS] [SECONDS] [AUDIENCE]
+# (defaults 5 rounds of 15 s, an audience of 60000 sessions already watching).
+# Prints requests/s and server CPU per round, the medians and new/old.
+# Not a test: it asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+OLD=${1:?old binary}
+NEW=${2:?new binary}
+ROUNDS=${3:-5}
+SECS=${4:-15}
+AUDIENCE=${5:-60000}
+OUT=bench/out
+mkdir -p "$OUT"
+ensure_cmd wrk wrk
+STAMP=$(date +%s)
+
+# One round against binary $1; sets RPS and CPU.
+round() {
+  local bin=$1 raw=$2 c0 c1 t0 t1
+  new_tmp
+  PORT=$(free_port)
+  PLAYHEAD_FSYNC=always RUST_LOG=warn \
+    start_bg taskset -c 0 "$bin" serve --listen "127.0.0.1:$PORT" --data-dir "$TMP_DIR/data" \
+    > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
+  SERVER=$BG_PID
+  wait_listening "$TMP_DIR/server.out"
+  c0=$(cpu_ticks "$SERVER"); t0=$(date +%s.%N)
+  taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency \
+    -s bench/pixel_check.lua "http://127.0.0.1:$PORT" -- "$AUDIENCE" > "$raw"
+  c1=$(cpu_ticks "$SERVER"); t1=$(date +%s.%N)
+  stop_bg "$SERVER"
+  RPS=$(awk '/^Requests\/sec:/ {print $2}' "$raw")
+  CPU=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", 100 * c / hz / (b - a)}')
+}
+
+old=(); new=(); rows=()
+for r in $(seq "$ROUNDS"); do
+  round "$OLD" "$OUT/ab-old-round$r-$STAMP.txt"; old+=("$RPS"); line="| $r | $RPS | $CPU %"
+  round "$NEW" "$OUT/ab-new-round$r-$STAMP.txt"; new+=("$RPS"); rows+=("$line | $RPS | $CPU % |")
+  echo "round $r: old ${old[-1]}/s, new ${new[-1]}/s" >&2
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2)}'; }
+MO=$(median "${old[@]}"); MN=$(median "${new[@]}")
+{
+  echo "| round | old requests/s | old server CPU | new requests/s | new server CPU |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo "| **median** | **$MO** | | **$MN** | |"
+  echo
+  echo "new / old: $(awk -v a="$MN" -v b="$MO" 'BEGIN {printf "%.3f", a / b}')"
+} | tee "$OUT/ab-$STAMP.md"
