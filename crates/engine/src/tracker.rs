@@ -103,7 +103,11 @@ pub struct Ingested {
 /// The set of open sessions.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    open: HashMap<SessionKey, OpenSession>,
+    /// Boxed: the table keeps only the key and a pointer per slot. Its
+    /// slots are 1–2 × the sessions (power-of-two growth), so an 830-byte
+    /// `OpenSession` held inline cost up to 1.7 KiB per session at 1 M
+    /// sessions (P4 profile, `bench/RESULTS.md`).
+    open: HashMap<SessionKey, Box<OpenSession>>,
 }
 
 impl Tracker {
@@ -116,7 +120,7 @@ impl Tracker {
     }
 
     pub fn get(&self, key: &SessionKey) -> Option<&OpenSession> {
-        self.open.get(key)
+        self.open.get(key).map(|s| &**s)
     }
 
     pub fn open_count(&self) -> usize {
@@ -144,7 +148,7 @@ impl Tracker {
         let session = self
             .open
             .entry(key.clone())
-            .or_insert_with(|| OpenSession::new(protocol, meta.clone()));
+            .or_insert_with(|| Box::new(OpenSession::new(protocol, meta.clone())));
         session.meta.merge(meta);
         session.last_received_at = session.last_received_at.max(received_at);
         events.sort_by_key(Event::sort_key);
@@ -187,7 +191,7 @@ impl Tracker {
         let mut session = OpenSession::new(protocol, meta);
         session.playback = Playback::replay(session.rules(), &mut events);
         session.last_received_at = last_received_at;
-        self.open.insert(key, session);
+        self.open.insert(key, Box::new(session));
     }
 
     /// Close one session now if its timeout has passed at server time
