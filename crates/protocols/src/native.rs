@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 /// Most events one request may carry.
 pub const MAX_EVENTS: usize = 1000;
 /// Longest accepted id (session, video, viewer).
-const MAX_ID_LEN: usize = 256;
+/// Longest id accepted (session, video, viewer, ad), bytes.
+pub(crate) const MAX_ID_LEN: usize = 256;
 
 /// A decoded native request.
 #[derive(Debug, Clone, PartialEq)]
@@ -328,8 +329,9 @@ fn opt_str<'a>(
     }
 }
 
-/// An id: a non-empty string (numbers accepted and kept as text), bounded.
-fn id_field(
+/// An id: a non-empty string (numbers accepted and kept as text), bounded;
+/// errors name `path`. Shared by the decoders whose ids follow the native rules.
+pub(crate) fn id_field(
     o: &Map<String, Value>,
     key: &str,
     path: &str,

@@ -28,14 +28,13 @@
 //! define (`custom_name`, `utm_*`, anything unknown) is kept as custom
 //! metadata under its own name, never rejected.
 
-use crate::native::referrer_domain;
+// The longest accepted id (`v`, `p`, `u`) is the native protocol's.
+use crate::native::{referrer_domain, MAX_ID_LEN};
 use crate::raw::{ProtocolError, RawRequest};
 use playhead_model::{ErrorSeverity, Event, EventKind, Millis, SessionMeta};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// Longest accepted id (`v`, `p`, `u`).
-const MAX_ID_LEN: usize = 256;
 /// Longest piece of a bad value echoed back in an error message.
 const MAX_ECHO_CHARS: usize = 40;
 

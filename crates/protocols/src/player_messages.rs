@@ -34,6 +34,7 @@
 //! The protocol has no sequence number: an event's dedup key is the hash of
 //! its content, so a bridge's retry of a batch changes nothing.
 
+use crate::native::id_field;
 use crate::raw::{ProtocolError, RawRequest};
 use playhead_model::{
     Batch, ErrorSeverity, Event, EventKind, Millis, Protocol, Qoe, SessionKey, SessionMeta,
@@ -42,8 +43,6 @@ use serde_json::{Map, Value};
 
 /// Most messages one request may carry.
 pub const MAX_MESSAGES: usize = 1000;
-/// Longest accepted id (session, video, viewer).
-const MAX_ID_LEN: usize = 256;
 /// Canonical events one message may become (in-request order = message × this + k).
 const ORDER_STRIDE: u64 = 4;
 /// Below this a unix time is in seconds (see the module doc).
@@ -89,11 +88,11 @@ pub fn decode(req: &RawRequest<'_>) -> Result<Decoded, ProtocolError> {
         Some(_) => return Err(ProtocolError::invalid("property", "must be a string")),
         None => return Err(ProtocolError::invalid("property", "required")),
     };
-    let session_id = id_field(body, "session_id")?
+    let session_id = id_field(body, "session_id", "session_id")?
         .ok_or_else(|| ProtocolError::invalid("session_id", "required"))?;
     let meta = SessionMeta {
-        video_id: id_field(body, "video_id")?,
-        viewer_id: id_field(body, "viewer_id")?,
+        video_id: id_field(body, "video_id", "video_id")?,
+        viewer_id: id_field(body, "viewer_id", "viewer_id")?,
         ..SessionMeta::default()
     };
     let messages = body
@@ -434,26 +433,6 @@ fn custom(name: &str, t: Millis, received_at: Millis, data: Map<String, Value>) 
     );
     ev.data = data;
     ev
-}
-
-/// An id: a non-empty string (numbers accepted and kept as text), bounded.
-fn id_field(o: &Map<String, Value>, key: &str) -> Result<Option<String>, ProtocolError> {
-    let id = match o.get(key) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err(ProtocolError::invalid(key, "must be a string")),
-    };
-    if id.is_empty() {
-        return Err(ProtocolError::invalid(key, "must not be empty"));
-    }
-    if id.len() > MAX_ID_LEN {
-        return Err(ProtocolError::invalid(
-            key,
-            format!("longer than {MAX_ID_LEN} bytes"),
-        ));
-    }
-    Ok(Some(id))
 }
 
 /// A finite number; players sometimes send numbers as strings: accepted.
