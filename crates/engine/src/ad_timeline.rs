@@ -61,6 +61,8 @@ pub struct Boundary {
 pub struct PlacedBreak {
     /// `b<index>` for VOD, `b-<id>` for live.
     pub key: String,
+    /// Its index in the configured list (`Asset::breaks`, `Channel::breaks`).
+    pub source: usize,
     /// Player time of its start, seconds.
     pub start: f64,
     /// Player time of its end; `None` while unknown (live).
@@ -109,7 +111,14 @@ impl Timeline {
             let start = content_at + stitched;
             let durations: Vec<f64> = b.ads.iter().map(|a| a.duration).collect();
             let length: f64 = durations.iter().sum();
-            tl.place(format!("b{k}"), start, Some(length), content_at, &durations);
+            tl.place(
+                format!("b{k}"),
+                k,
+                start,
+                Some(length),
+                content_at,
+                &durations,
+            );
             stitched += length;
         }
         tl.end = Some(asset.duration_s + stitched);
@@ -126,9 +135,9 @@ impl Timeline {
             boundaries: Vec::new(),
             end: None,
         };
-        let mut plan: Vec<_> = channel.breaks.iter().collect();
-        plan.sort_by_key(|b| b.start_ms);
-        for b in plan {
+        let mut plan: Vec<_> = channel.breaks.iter().enumerate().collect();
+        plan.sort_by_key(|(_, b)| b.start_ms);
+        for (source, b) in plan {
             let start = (b.start_ms - origin_ms) as f64 / 1000.0;
             let limit = b.duration.unwrap_or(UNKNOWN_BREAK_REQUEST_S);
             if start + limit <= 0.0 {
@@ -143,7 +152,14 @@ impl Timeline {
                 used += ad.duration;
                 durations.push(ad.duration);
             }
-            tl.place(format!("b-{}", b.id), start, b.duration, start, &durations);
+            tl.place(
+                format!("b-{}", b.id),
+                source,
+                start,
+                b.duration,
+                start,
+                &durations,
+            );
         }
         tl
     }
@@ -151,6 +167,7 @@ impl Timeline {
     fn place(
         &mut self,
         key: String,
+        source: usize,
         start: f64,
         length: Option<f64>,
         content_at: f64,
@@ -179,6 +196,7 @@ impl Timeline {
         }
         self.breaks.push(PlacedBreak {
             key,
+            source,
             start,
             end,
             content_at,

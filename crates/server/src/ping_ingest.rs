@@ -24,8 +24,10 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use playhead_engine::ad_timeline::{self, AdInfo, Cursor, Mark, Ping, PingEvent, Timeline};
-use playhead_model::ads::{Asset, Channel};
+use playhead_engine::ad_timeline::{
+    self, AdInfo, Cursor, Mark, Ping, PingEvent, PlacedBreak, Timeline,
+};
+use playhead_model::ads::{Ad, Asset, BreakEvents, Channel};
 use playhead_model::hash::stable_hash;
 use playhead_model::{Batch, Event, EventKind, Millis, Protocol, SessionKey, SessionMeta};
 use playhead_protocols::ping::{
@@ -198,8 +200,7 @@ pub async fn preplay_vod(
         .breaks
         .iter()
         .map(|placed| {
-            let k: usize = placed.key[1..].parse().unwrap_or(0);
-            let b = &asset.breaks[k];
+            let b = &asset.breaks[placed.source];
             json!({
                 "type": "linear",
                 "position": b.position.as_str(),
@@ -428,42 +429,23 @@ pub async fn ping(
     {
         session.cursor.origin_ms = Some(now - (q.pt * 1000.0).round() as Millis);
     }
-    let (tl, infos): (Timeline, Vec<Vec<AdInfo>>) = match (&session.asset, &live_channel) {
-        (Some(asset), _) => {
-            let infos = asset
-                .breaks
-                .iter()
-                .map(|b| b.ads.iter().map(info).collect())
-                .collect::<Vec<Vec<AdInfo>>>();
-            // Timeline breaks are in content order; infos by schedule index.
-            let tl = Timeline::vod(asset);
-            let ordered = tl
-                .breaks
-                .iter()
-                .map(|p| infos[p.key[1..].parse::<usize>().unwrap_or(0)].clone())
-                .collect();
-            (tl, ordered)
-        }
-        (None, Some(channel)) => {
-            let tl = Timeline::live(channel, session.cursor.origin_ms.unwrap_or(now));
-            let ordered = tl
-                .breaks
-                .iter()
-                .map(|p| {
-                    channel
-                        .breaks
-                        .iter()
-                        .find(|b| p.key == format!("b-{}", b.id))
-                        .map(|b| b.ads.iter().map(info).collect())
-                        .unwrap_or_default()
-                })
-                .collect();
-            (tl, ordered)
-        }
+    let tl = match (&session.asset, &live_channel) {
+        (Some(asset), _) => Timeline::vod(asset),
+        (None, Some(channel)) => Timeline::live(channel, session.cursor.origin_ms.unwrap_or(now)),
         (None, None) => {
             return Err(ApiError::internal("ping session without asset or channel").into())
         }
     };
+    // What analytics keep of each placed break's ads, in timeline order.
+    let infos: Vec<Vec<AdInfo>> = tl
+        .breaks
+        .iter()
+        .map(|p| {
+            configured(&session, live_channel.as_ref(), p)
+                .map(|(_, ads)| ads.iter().map(info).collect())
+                .unwrap_or_default()
+        })
+        .collect();
     let before = session.cursor.clone();
     let adv = ad_timeline::advance(
         &tl,
@@ -554,6 +536,25 @@ fn info(ad: &playhead_model::ads::Ad) -> AdInfo {
     }
 }
 
+/// The configured break (its tracking events and ads) behind a placed one.
+fn configured<'a>(
+    session: &'a PingSession,
+    channel: Option<&'a Channel>,
+    placed: &PlacedBreak,
+) -> Option<(&'a BreakEvents, &'a [Ad])> {
+    match (&session.asset, channel) {
+        (Some(asset), _) => asset
+            .breaks
+            .get(placed.source)
+            .map(|b| (&b.events, &b.ads[..])),
+        (None, Some(ch)) => ch
+            .breaks
+            .get(placed.source)
+            .map(|b| (&b.events, &b.ads[..])),
+        (None, None) => None,
+    }
+}
+
 /// The tracking URLs the boundaries that fire owe, in firing order.
 fn owed_beacons(
     tl: &Timeline,
@@ -566,23 +567,8 @@ fn owed_beacons(
     let mut out = Vec::new();
     for c in adv.crossings.iter().filter(|c| c.fires) {
         let b = &tl.boundaries[c.boundary];
-        let placed = &tl.breaks[b.brk];
-        // The configured break behind this placed one.
-        let (break_events, ads) = match (&session.asset, channel) {
-            (Some(asset), _) => {
-                let k: usize = placed.key[1..].parse().unwrap_or(0);
-                let br = &asset.breaks[k];
-                (&br.events, &br.ads)
-            }
-            (None, Some(ch)) => match ch
-                .breaks
-                .iter()
-                .find(|x| placed.key == format!("b-{}", x.id))
-            {
-                Some(br) => (&br.events, &br.ads),
-                None => continue,
-            },
-            (None, None) => continue,
+        let Some((break_events, ads)) = configured(session, channel, &tl.breaks[b.brk]) else {
+            continue;
         };
         let (event, urls, ad_playhead) = match b.mark {
             Mark::BreakStart => ("breakStart", &break_events.impressions[..], None),
