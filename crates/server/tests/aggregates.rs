@@ -22,12 +22,10 @@
 mod common;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use playhead_server::{app, AppState, ManualClock, ServerConfig};
-use playhead_store::{FsyncPolicy, SqliteStore};
+use playhead_server::ServerConfig;
+use playhead_store::FsyncPolicy;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -391,30 +389,15 @@ fn check_overview(what: &str, metrics: &Value, want: &Expected) -> Vec<String> {
     out
 }
 
-struct Server {
-    router: Router,
-    state: AppState,
-    clock: ManualClock,
-    _dir: tempfile::TempDir,
-}
+type Server = common::TestServer;
 
 impl Server {
     fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).expect("open sqlite store");
-        let clock = ManualClock::new(BASE);
-        let state = AppState::start(
+        common::TestServer::with(
             ServerConfig::single("agg", INGEST_KEY, READ_KEY),
-            Arc::new(store),
-            Arc::new(clock.clone()),
+            BASE,
+            FsyncPolicy::Off,
         )
-        .expect("server start");
-        Server {
-            router: app(state.clone()),
-            state,
-            clock,
-            _dir: dir,
-        }
     }
 
     async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {

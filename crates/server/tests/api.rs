@@ -10,14 +10,11 @@
 mod common;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
 use common::{send, Reply};
-use playhead_server::{app, AppState, ManualClock, Property, ServerConfig};
-use playhead_store::{FsyncPolicy, SqliteStore};
+use playhead_server::{Property, ServerConfig};
+use playhead_store::FsyncPolicy;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashSet};
-use std::sync::Arc;
-use tempfile::TempDir;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -34,11 +31,7 @@ const INGEST_B: &str = "ingest-key-beta";
 const READ_B: &str = "read-key-beta";
 
 /// One server on a fresh store.
-struct Server {
-    router: Router,
-    clock: ManualClock,
-    _dir: TempDir,
-}
+type Server = common::TestServer;
 
 /// Two properties, `alpha` and `beta`, each with its own keys.
 fn two_properties() -> ServerConfig {
@@ -59,16 +52,7 @@ fn server() -> Server {
 }
 
 fn server_with(config: ServerConfig, fsync: FsyncPolicy) -> Server {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SqliteStore::open(dir.path(), fsync).expect("open sqlite store");
-    let clock = ManualClock::new(T0);
-    let state =
-        AppState::start(config, Arc::new(store), Arc::new(clock.clone())).expect("server start");
-    Server {
-        router: app(state),
-        clock,
-        _dir: dir,
-    }
+    common::TestServer::with(config, T0, fsync)
 }
 
 impl Server {

@@ -18,8 +18,8 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::Router;
 use playhead_server::beacons::BeaconConfig;
-use playhead_server::{app, AppState, ManualClock, ServerConfig};
-use playhead_store::{FsyncPolicy, SqliteStore, Store};
+use playhead_server::ServerConfig;
+use playhead_store::FsyncPolicy;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -121,26 +121,13 @@ fn schedule(base: &str, hang: bool) -> Value {
     ])
 }
 
-struct Server {
-    router: Router,
-    clock: ManualClock,
-    _dir: tempfile::TempDir,
-}
+type Server = common::TestServer;
 
 async fn server(beacons: BeaconConfig) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap());
     let mut config = ServerConfig::single("default", "ingest-key", READ);
     config.admin_key = Some(ADMIN.into());
     config.beacons = beacons;
-    let clock = ManualClock::new(T0);
-    let state = AppState::start(config, store, Arc::new(clock.clone())).unwrap();
-    Server {
-        router: app(state),
-        clock,
-        _dir: dir,
-    }
+    common::TestServer::with(config, T0, FsyncPolicy::Always)
 }
 
 fn sequential() -> BeaconConfig {

@@ -21,12 +21,10 @@
 mod common;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use playhead_server::{app, AppState, ManualClock, ServerConfig};
-use playhead_store::{FsyncPolicy, SqliteStore};
+use playhead_server::ServerConfig;
+use playhead_store::FsyncPolicy;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 const INGEST_KEY: &str = "uav-ingest";
 const READ_KEY: &str = "uav-read";
@@ -209,30 +207,15 @@ fn plan(i: usize) -> Plan {
     }
 }
 
-struct Server {
-    router: Router,
-    state: AppState,
-    clock: ManualClock,
-    _dir: tempfile::TempDir,
-}
+type Server = common::TestServer;
 
 impl Server {
     fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).expect("open sqlite store");
-        let clock = ManualClock::new(BASE);
-        let state = AppState::start(
+        common::TestServer::with(
             ServerConfig::single("uav", INGEST_KEY, READ_KEY),
-            Arc::new(store),
-            Arc::new(clock.clone()),
+            BASE,
+            FsyncPolicy::Off,
         )
-        .expect("server start");
-        Server {
-            router: app(state.clone()),
-            state,
-            clock,
-            _dir: dir,
-        }
     }
 
     async fn post(&self, activity: &str, body: Value) -> common::Reply {

@@ -62,3 +62,38 @@ pub async fn send(router: &Router, req: Request<Body>) -> Reply {
         bytes: bytes.to_vec(),
     }
 }
+
+/// A whole server in process, on a fresh SQLite store in a temporary
+/// directory, with a manual clock (tests call its router without a socket).
+pub struct TestServer {
+    pub router: Router,
+    pub state: playhead_server::AppState,
+    pub clock: playhead_server::ManualClock,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Start with `config`, the clock at `t0` ms, and the given fsync policy.
+    pub fn with(
+        config: playhead_server::ServerConfig,
+        t0: i64,
+        fsync: playhead_store::FsyncPolicy,
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store =
+            playhead_store::SqliteStore::open(dir.path(), fsync).expect("open sqlite store");
+        let clock = playhead_server::ManualClock::new(t0);
+        let state = playhead_server::AppState::start(
+            config,
+            std::sync::Arc::new(store),
+            std::sync::Arc::new(clock.clone()),
+        )
+        .expect("server start");
+        TestServer {
+            router: playhead_server::app(state.clone()),
+            state,
+            clock,
+            _dir: dir,
+        }
+    }
+}
