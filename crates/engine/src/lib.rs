@@ -14,6 +14,6 @@ pub mod rules;
 pub mod tracker;
 
 pub use playback::Playback;
-pub use rollup::{Aggregate, AggregateMetrics};
+pub use rollup::{Aggregate, AggregateMetrics, Parts};
 pub use rules::{Accounting, Rules};
 pub use tracker::{CloseReason, Tracker};

@@ -245,6 +245,130 @@ pub struct Aggregate {
     pub resumes: u64,
 }
 
+/// Sketch sizes above which a stored rollup row keeps a sketch instead of
+/// exact values (see [`Aggregate::compact`]).
+pub const ROW_EXACT_DISTINCT: usize = 1_024;
+pub const ROW_EXACT_QUANTILES: usize = 1_024;
+
+/// Which parts of stored aggregates a query needs: the sums alone answer
+/// every metric but distinct counts and startup percentiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    All,
+    /// Sums, counts, means and errors; `startup`, `viewers` and
+    /// `play_viewers` are left empty.
+    Sums,
+}
+
+impl Parts {
+    /// The parts a metric of [`METRIC_NAMES`] needs.
+    pub fn for_metric(name: &str) -> Parts {
+        match name {
+            "unique_viewers"
+            | "unique_plays"
+            | "startup_time_ms_p50"
+            | "startup_time_ms_p90"
+            | "startup_time_ms_p95" => Parts::All,
+            _ => Parts::Sums,
+        }
+    }
+}
+
+/// The sketches of an aggregate, stored apart from its sums.
+#[derive(Serialize, Deserialize)]
+struct Sketches {
+    startup: Quantiles,
+    viewers: Distinct,
+    play_viewers: Distinct,
+}
+
+impl Aggregate {
+    /// Make a stored rollup row small and quick to read: past
+    /// [`ROW_EXACT_DISTINCT`] viewers or [`ROW_EXACT_QUANTILES`] startup
+    /// times, keep the sketch instead of the exact values. A query merging
+    /// only exact rows stays exact up to the limits of [`Distinct`] and
+    /// [`Quantiles`]; one merging a sketched row answers from sketches.
+    pub fn compact(&mut self) {
+        for d in [&mut self.viewers, &mut self.play_viewers] {
+            if matches!(d, Distinct::Exact(set) if set.len() > ROW_EXACT_DISTINCT) {
+                d.make_sketch();
+            }
+        }
+        if matches!(&self.startup, Quantiles::Exact(v) if v.len() > ROW_EXACT_QUANTILES) {
+            self.startup.make_sketch();
+        }
+    }
+
+    /// Binary encoding for storage: (sums, sketches), read back by
+    /// [`Aggregate::decode`].
+    pub fn encode(&self) -> (Vec<u8>, Vec<u8>) {
+        let sums = self.clone_sums();
+        let sketches = SketchesRef {
+            startup: &self.startup,
+            viewers: &self.viewers,
+            play_viewers: &self.play_viewers,
+        };
+        (
+            bincode::serialize(&sums).expect("an aggregate always encodes"),
+            bincode::serialize(&sketches).expect("sketches always encode"),
+        )
+    }
+
+    /// Decode what [`Aggregate::encode`] wrote; without `sketches`, the
+    /// sketches are empty ([`Parts::Sums`]).
+    pub fn decode(sums: &[u8], sketches: Option<&[u8]>) -> Result<Aggregate, bincode::Error> {
+        let mut agg: Aggregate = bincode::deserialize(sums)?;
+        if let Some(bytes) = sketches {
+            let s: Sketches = bincode::deserialize(bytes)?;
+            agg.startup = s.startup;
+            agg.viewers = s.viewers;
+            agg.play_viewers = s.play_viewers;
+        }
+        Ok(agg)
+    }
+
+    /// A copy without the sketches (cheap: no sketch is cloned).
+    fn clone_sums(&self) -> Aggregate {
+        Aggregate {
+            views: self.views,
+            plays: self.plays,
+            play_requested: self.play_requested,
+            failed: self.failed,
+            exit_before_start: self.exit_before_start,
+            completed: self.completed,
+            watch_time_ms: self.watch_time_ms,
+            playing_time_ms: self.playing_time_ms,
+            rebuffer_time_ms: self.rebuffer_time_ms,
+            rebuffer_count: self.rebuffer_count,
+            bitrate_weighted: self.bitrate_weighted,
+            bitrate_time_ms: self.bitrate_time_ms,
+            ad_impressions: self.ad_impressions,
+            ads_started: self.ads_started,
+            ads_completed: self.ads_completed,
+            ad_quartiles: self.ad_quartiles,
+            startup_score: self.startup_score,
+            smoothness_score: self.smoothness_score,
+            playback_success_score: self.playback_success_score,
+            viewer_experience_score: self.viewer_experience_score,
+            startup: Quantiles::default(),
+            viewers: Distinct::default(),
+            play_viewers: Distinct::default(),
+            errors: self.errors.clone(),
+            content_starts: self.content_starts,
+            media_time_spent_ms: self.media_time_spent_ms,
+            stall_count: self.stall_count,
+            resumes: self.resumes,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SketchesRef<'a> {
+    startup: &'a Quantiles,
+    viewers: &'a Distinct,
+    play_viewers: &'a Distinct,
+}
+
 impl Aggregate {
     pub fn add_session(&mut self, s: &SessionSummary) {
         let m = &s.metrics;

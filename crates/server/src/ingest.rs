@@ -24,7 +24,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Bits of an event's `order` left to the decoder's order within one request
 /// (batches hold at most 10,000 events × 8); the arrival stamp goes above.
@@ -34,6 +34,8 @@ const IN_REQUEST_ORDER_MASK: u64 = (1 << IN_REQUEST_ORDER_BITS) - 1;
 
 /// How often the writer closes sessions whose timeout passed.
 const EXPIRY_EVERY: Duration = Duration::from_secs(1);
+/// Most closed sessions folded into the rollups a second.
+const FOLD_BATCH: usize = 5_000;
 
 /// What a session must be for a request to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,8 +281,22 @@ impl Writer {
             if !group.is_empty() || due {
                 self.process_group(group, due);
             }
+            if due {
+                self.fold_rollups();
+            }
         }
         info!("writer stopped");
+    }
+
+    /// Once a second, between groups: fold the sessions closed since into
+    /// the rollups, at most [`FOLD_BATCH`] at a time (the rest waits for
+    /// the next second; queries count them from their rows meanwhile).
+    fn fold_rollups(&mut self) {
+        match self.writer.fold_rollups(FOLD_BATCH) {
+            Ok(n) if n > 0 => debug!(sessions = n, "folded closed sessions into the rollups"),
+            Ok(_) => {}
+            Err(e) => error!(error = %e, "folding closed sessions into the rollups failed"),
+        }
     }
 
     fn process_group(&mut self, group: Vec<Message>, periodic_expiry: bool) {

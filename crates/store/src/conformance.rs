@@ -59,6 +59,7 @@ const OTHER_PROP: &str = "prop-b";
 const T0: Millis = 1_700_000_000_000;
 const MINUTE: Millis = 60_000;
 const HOUR: Millis = 3_600_000;
+const DAY: Millis = 86_400_000;
 
 fn key(id: &str) -> SessionKey {
     SessionKey::new(PROP, id)
@@ -99,8 +100,10 @@ fn writer(store: &dyn Store) -> Box<dyn StoreWriter> {
     store.writer().expect("store.writer()")
 }
 
-/// Store sessions in one transaction: every one as a row, closed ones also
-/// in the rollups.
+/// Store sessions, 50 a transaction: every one as a row, closed ones also
+/// in the rollups, of which about half are then folded (the rest stays
+/// queued, counted from its row): both ways of counting a closed session
+/// are in every query.
 fn put_sessions(store: &dyn Store, sessions: &[SessionSummary]) {
     let mut w = writer(store);
     for chunk in sessions.chunks(50) {
@@ -113,6 +116,15 @@ fn put_sessions(store: &dyn Store, sessions: &[SessionSummary]) {
         }
         w.commit().expect("commit");
     }
+    let closed = sessions.iter().filter(|s| !s.open).count();
+    w.fold_rollups(closed / 2).expect("fold_rollups");
+}
+
+/// Fold every queued closed session into the rollups.
+fn fold_all(store: &dyn Store) {
+    writer(store)
+        .fold_rollups(usize::MAX)
+        .expect("fold_rollups");
 }
 
 fn insert(w: &mut dyn StoreWriter, key: &SessionKey, e: &Event) -> bool {
@@ -904,6 +916,7 @@ fn filter_sets() -> Vec<Vec<(Dimension, Vec<String>)>> {
     vec![
         vec![],
         vec![(Dimension::VideoId, v(&["v1", "v3"]))],
+        vec![(Dimension::Browser, v(&["Chrome", "Safari"]))],
         vec![
             (Dimension::Browser, v(&["Chrome"])),
             (Dimension::Protocol, v(&["native", "pixel", "ping"])),
@@ -928,6 +941,8 @@ fn groups() -> Vec<GroupBy> {
         GroupBy::Interval(MINUTE),
         GroupBy::Interval(5 * MINUTE),
         GroupBy::Interval(HOUR),
+        GroupBy::Interval(2 * HOUR),
+        GroupBy::Interval(DAY),
         GroupBy::Dimension(Dimension::Browser),
         GroupBy::Dimension(Dimension::VideoId),
         GroupBy::Dimension(Dimension::Property),
@@ -950,7 +965,10 @@ pub fn aggregate_matches_sessions(make: MakeStore<'_>) {
     let sessions: Vec<SessionSummary> = (0..400)
         .map(|i| {
             let property = if rng.chance(10) { OTHER_PROP } else { PROP };
-            let started_at = T0 + rng.below(3 * HOUR as u64) as Millis;
+            // Most in three hours, a quarter over three days (so that
+            // ranges cover whole days and hours of the rollups).
+            let spread = if i % 4 == 0 { 3 * DAY } else { 3 * HOUR };
+            let started_at = T0 + rng.below(spread as u64) as Millis;
             let mut s = varied_session(&mut rng, property, &format!("s{i:03}"), started_at);
             if i % 9 == 4 {
                 s.meta.kind = SessionKind::App;
@@ -960,26 +978,34 @@ pub fn aggregate_matches_sessions(make: MakeStore<'_>) {
         .collect();
     put_sessions(&*store, &sessions);
     let aligned = T0.div_euclid(MINUTE) * MINUTE + MINUTE;
+    let day = T0.div_euclid(DAY) * DAY + DAY;
     let ranges = [
-        (T0 - HOUR, T0 + 4 * HOUR),
+        (T0 - HOUR, T0 + 4 * DAY),
+        (day, day + 2 * DAY),
+        (day - 7 * MINUTE, day + DAY + 3 * HOUR + 5 * MINUTE + 1_234),
         (T0 + 37_123, T0 + 2 * HOUR + 12_345),
         (aligned + 5 * MINUTE, aligned + 125 * MINUTE),
         (aligned + 10_000, aligned + 50_000),
         (aligned + 30_000, aligned + 90_000),
     ];
-    for (from, to) in ranges {
-        for dimensions in filter_sets() {
-            let filters = Filters {
-                dimensions,
-                ..Filters::new(PROP, from, to)
-            };
-            for group in groups() {
-                assert_aggregate(&*store, &sessions, &filters, &group);
+    for folded in [false, true] {
+        if folded {
+            fold_all(&*store);
+        }
+        for (from, to) in ranges {
+            for dimensions in filter_sets() {
+                let filters = Filters {
+                    dimensions,
+                    ..Filters::new(PROP, from, to)
+                };
+                for group in groups() {
+                    assert_aggregate(&*store, &sessions, &filters, &group);
+                }
             }
         }
     }
     let everything = store
-        .aggregate(&Filters::new(PROP, T0 - HOUR, T0 + 4 * HOUR), &GroupBy::All)
+        .aggregate(&Filters::new(PROP, T0 - HOUR, T0 + 4 * DAY), &GroupBy::All)
         .expect("aggregate");
     let views = sessions
         .iter()

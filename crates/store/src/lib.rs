@@ -14,10 +14,11 @@
 //! through `&self` methods of [`Store`] and may run on any thread.
 //!
 //! What is kept: raw canonical events (deduplicated by (session, dedup key)),
-//! one row per session (its latest summary), and per-minute rollups of
-//! closed sessions (an [`Aggregate`] per minute × [`ROLLUP_DIMENSIONS`]).
-//! Aggregate queries merge rollups for whole minutes and read session rows
-//! for open sessions, partial minutes and filters the rollups cannot answer.
+//! one row per session (its latest summary), and rollups of closed sessions
+//! (an [`Aggregate`] per minute, hour and day of session start, overall and
+//! per value of each of [`ROLLUP_DIMENSIONS`]). Aggregate queries merge
+//! rollups for whole minutes and read session rows for open sessions,
+//! partial minutes and filters the rollups cannot answer.
 //!
 //! Only playback sessions (views, `spec/metrics.md`) count in aggregates.
 //! A session whose [`SessionSummary::is_playback`] is false (a User
@@ -35,13 +36,14 @@ pub use ads::{AdStore, SqliteAdStore};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 
-use playhead_engine::Aggregate;
+use playhead_engine::{Aggregate, Parts};
 use playhead_model::{Dimension, Event, Millis, Protocol, SessionKey, SessionSummary};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Dimensions a rollup row is keyed by, besides property and minute. Queries
-/// filtering or grouping by anything else read session rows instead.
+/// Dimensions the rollups keep a row per value of, besides property and
+/// time. Queries filtering or grouping by anything else, or filtering by
+/// two of them, read session rows instead.
 pub const ROLLUP_DIMENSIONS: [Dimension; 6] = [
     Dimension::Protocol,
     Dimension::VideoId,
@@ -187,6 +189,18 @@ pub trait Store: Send + Sync + 'static {
         &self,
         filters: &Filters,
         group: &GroupBy,
+    ) -> Result<std::collections::BTreeMap<GroupKey, Aggregate>> {
+        self.aggregate_parts(filters, group, Parts::All)
+    }
+
+    /// [`Store::aggregate`], computing only `parts` of each aggregate where
+    /// that is cheaper (with [`Parts::Sums`], distinct viewers and startup
+    /// percentiles may be empty).
+    fn aggregate_parts(
+        &self,
+        filters: &Filters,
+        group: &GroupBy,
+        parts: Parts,
     ) -> Result<std::collections::BTreeMap<GroupKey, Aggregate>>;
 
     /// (start, end) of the playback sessions matching the dimension filters that were
@@ -226,10 +240,17 @@ pub trait StoreWriter: Send {
     /// Insert or replace a session's summary row.
     fn put_session(&mut self, summary: &SessionSummary) -> Result<()>;
 
-    /// Add a closed session to its minute's rollup. Called once per session,
-    /// in the transaction that closes it. A session that is not a playback
-    /// session is not added (it counts in no aggregate).
+    /// Add a closed session to the rollups. Called once per session, in the
+    /// transaction that closes it. A session that is not a playback session
+    /// is not added (it counts in no aggregate). The session may first be
+    /// queued and counted from its row until [`StoreWriter::fold_rollups`]
+    /// folds it in.
     fn add_to_rollup(&mut self, summary: &SessionSummary) -> Result<()>;
+
+    /// Fold up to `max_sessions` queued closed sessions into the rollups, in
+    /// a transaction of its own (call it outside `begin`/`commit`). Returns
+    /// how many were folded; aggregates answer the same before and after.
+    fn fold_rollups(&mut self, max_sessions: usize) -> Result<usize>;
 
     fn commit(&mut self) -> Result<()>;
 

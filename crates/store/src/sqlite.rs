@@ -14,13 +14,20 @@
 //!   is never added to the rollups (schema version 2; opening a version-1
 //!   database adds the column, its rows reading as playback sessions, as
 //!   they were counted before).
-//! - `rollups`: one [`Aggregate`] (JSON in `agg`) per property × minute of
-//!   session start (ms, a multiple of 60,000) × [`ROLLUP_DIMENSIONS`], for
-//!   closed sessions only. A dimension a session has no value for is stored
-//!   as `''` (SQLite treats NULLs in a primary key as distinct, which would
-//!   break the upsert). So an empty value and no value look alike there;
-//!   queries filtering on an empty value read session rows instead, and no
-//!   query makes a group of the empty value (on either path).
+//! - `tiers`: rollups of closed playback sessions, by session start. One
+//!   [`Aggregate`] (binary: `sums` and `sketches`, [`Aggregate::encode`])
+//!   per property × span (a minute, an hour, a day: [`TIER_SPANS`]) ×
+//!   bucket × dimension: `dim = ''` holds every session, and each of
+//!   [`ROLLUP_DIMENSIONS`] has a row per value (a session without a value
+//!   is in no row of that dimension). Rows are [`Aggregate::compact`]ed.
+//! - `rollup_pending`: closed playback sessions not yet in `tiers`.
+//!   [`StoreWriter::add_to_rollup`] only appends here, in the transaction
+//!   that closes the session; [`StoreWriter::fold_rollups`] later folds a
+//!   batch into `tiers` and deletes it from here in one transaction, so a
+//!   session is always counted exactly once, from its row while pending and
+//!   from `tiers` after (schema version 3; opening an older database queues
+//!   every closed playback session for folding and drops its old
+//!   per-minute `rollups` table).
 //!
 //! Connections: the writer owns one connection; reads take one from a small
 //! pool (opened on demand, `query_only`), so reads never wait for the
@@ -29,18 +36,20 @@
 //!
 //! Aggregate queries count playback sessions only, on both paths below.
 //!
-//! Aggregate queries that the rollups can answer (every filter and group
-//! dimension is a rollup dimension or `property`, intervals whole minutes)
-//! merge rollup rows for the whole minutes inside `[from, to)` and read
-//! session rows for closed sessions in the partial minutes at either edge and
-//! for open sessions. Any other query reads session rows. Both give the same
-//! numbers (the conformance suite checks it).
+//! Aggregate queries that the tiers can answer (at most one filtered
+//! dimension besides `property`, grouped by nothing, by that dimension or by
+//! whole minutes) merge tier rows for the whole minutes inside `[from, to)`,
+//! the fewest rows that cover them (days, then hours, then minutes at the
+//! edges; only spans dividing the interval of a timeseries), and read
+//! session rows for closed sessions in the partial minutes at either edge,
+//! for pending ones and for open ones. Any other query reads session rows.
+//! Both give the same numbers (the conformance suite checks it).
 
 use crate::{
     Filters, FsyncPolicy, GroupBy, GroupKey, OpenSessionRecord, Realtime, Result, SessionPage,
     SessionQuery, SessionStatus, Store, StoreError, StoreWriter, ROLLUP_DIMENSIONS,
 };
-use playhead_engine::Aggregate;
+use playhead_engine::{Aggregate, Parts};
 use playhead_model::{Dimension, Event, Millis, Protocol, SessionKey, SessionSummary};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -52,9 +61,13 @@ use std::time::Duration;
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "playhead.sqlite";
 /// The schema this build writes, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const MINUTE_MS: Millis = 60_000;
+const HOUR_MS: Millis = 3_600_000;
+const DAY_MS: Millis = 86_400_000;
+/// The bucket lengths of the rollup tiers, longest first.
+pub const TIER_SPANS: [Millis; 3] = [DAY_MS, HOUR_MS, MINUTE_MS];
 /// How long a statement waits for a lock before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle read connections kept; more are opened under load and then closed.
@@ -66,8 +79,11 @@ const SPAN_LOOKBACK_MS: Millis = 24 * 3600 * 1000;
 const CONCURRENT_WINDOW_MS: Millis = 60_000;
 const VIEWERS_WINDOW_MS: Millis = 300_000;
 const MAX_PAGE: usize = 1000;
+/// The sessions of `rollup_pending`, pending first so that the join is
+/// driven by the (few) pending rows, not by a range of `sessions`.
+const PENDING_SESSIONS: &str = "rollup_pending CROSS JOIN sessions ON property = prop AND id = sid";
 
-/// The rollup columns, in the order of [`ROLLUP_DIMENSIONS`].
+/// The tier `dim` names, in the order of [`ROLLUP_DIMENSIONS`].
 const ROLLUP_COLUMNS: [&str; 6] = [
     "protocol",
     "video_id",
@@ -116,18 +132,25 @@ CREATE INDEX IF NOT EXISTS sessions_by_received ON sessions (property, last_rece
 -- Open sessions are few: a partial index finds them without a scan, for
 -- open_sessions() at start-up and the open part of aggregate queries.
 CREATE INDEX IF NOT EXISTS open_sessions_by_start ON sessions (property, started_at) WHERE open = 1;
-CREATE TABLE IF NOT EXISTS rollups (
-    property TEXT NOT NULL,
-    minute INTEGER NOT NULL,
-    protocol TEXT NOT NULL,
-    video_id TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    browser TEXT NOT NULL,
-    os TEXT NOT NULL,
-    device_type TEXT NOT NULL,
-    agg TEXT NOT NULL,
-    PRIMARY KEY (property, minute, protocol, video_id, content_type, browser, os, device_type)
+-- Closed playback sessions not yet folded into `tiers` (by the writer's
+-- `fold_rollups`); queries read their session rows meanwhile.
+CREATE TABLE IF NOT EXISTS rollup_pending (
+    seq INTEGER PRIMARY KEY,
+    prop TEXT NOT NULL,
+    sid TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tiers (
+    property TEXT NOT NULL,
+    span INTEGER NOT NULL,
+    dim TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    sums BLOB NOT NULL,
+    sketches BLOB NOT NULL,
+    UNIQUE (property, span, dim, bucket, value)
+);
+-- For filters on a dimension's values.
+CREATE INDEX IF NOT EXISTS tiers_by_value ON tiers (property, span, dim, value, bucket);
 ";
 
 /// The embedded SQLite store. Cheap to share (`Arc<SqliteStore>`): reads
@@ -205,6 +228,13 @@ fn create_schema(conn: &mut Connection) -> Result<()> {
             "database schema version {version} is newer than this build's ({SCHEMA_VERSION})"
         )));
     }
+    // Versions 1 and 2 kept per-minute `rollups` of every dimension's
+    // combination: queue their closed sessions for the tiers instead.
+    let old_rollups: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'rollups'",
+        [],
+        |row| row.get(0),
+    )?;
     tx.execute_batch(SCHEMA)?;
     // Version 1 had no `playback` column (`CREATE TABLE IF NOT EXISTS` keeps
     // an existing table as it is).
@@ -215,6 +245,14 @@ fn create_schema(conn: &mut Connection) -> Result<()> {
     )?;
     if !has_playback {
         tx.execute_batch("ALTER TABLE sessions ADD COLUMN playback INTEGER NOT NULL DEFAULT 1")?;
+    }
+    if old_rollups {
+        tx.execute_batch(
+            "INSERT INTO rollup_pending (prop, sid)
+                 SELECT property, id FROM sessions WHERE open = 0 AND playback = 1
+                 ORDER BY started_at;
+             DROP TABLE rollups;",
+        )?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
@@ -326,10 +364,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn aggregate(
+    fn aggregate_parts(
         &self,
         filters: &Filters,
         group: &GroupBy,
+        parts: Parts,
     ) -> Result<BTreeMap<GroupKey, Aggregate>> {
         if let GroupBy::Interval(i) = group {
             if *i <= 0 {
@@ -339,14 +378,24 @@ impl Store for SqliteStore {
             }
         }
         self.with_reader(|conn| {
-            // One snapshot: a session closing between the rollup read and
-            // the session-row read would otherwise be missed or counted twice.
+            // One snapshot: a session closing or folded between the tier
+            // read and the session-row reads would otherwise be missed or
+            // counted twice.
             let tx = conn.transaction()?;
             let mut out = BTreeMap::new();
             let (from, to) = (filters.from, filters.to);
-            let session_reads = match rollup_minutes(filters, group) {
-                Some((lo, hi)) => {
-                    merge_rollups(&tx, filters, group, lo, hi, &mut out)?;
+            let plan = tier_plan(filters, group).zip(whole_minutes(filters));
+            let session_reads = match plan {
+                Some((plan, (lo, hi))) => {
+                    merge_tiers(&tx, filters, group, &plan, lo, hi, parts, &mut out)?;
+                    let mut pending = SessionSql::playback("summary", filters);
+                    pending.and("open = 0 AND started_at >= ? AND started_at < ?", [lo, hi]);
+                    pending.each_summary_from(&tx, PENDING_SESSIONS, |s| {
+                        if filters.matches(&s) {
+                            add_grouped(&mut out, group, &s);
+                        }
+                        Ok(true)
+                    })?;
                     vec![
                         (
                             "open = 0 AND started_at >= ? AND started_at < ?",
@@ -567,62 +616,31 @@ impl StoreWriter for SqliteWriter {
         if !s.is_playback() {
             return Ok(());
         }
-        let minute = s.started_at.div_euclid(MINUTE_MS) * MINUTE_MS;
-        let [protocol, video_id, content_type, browser, os, device_type] =
-            ROLLUP_DIMENSIONS.map(|dim| {
-                s.dimension_values(&dim)
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default()
-            });
-        let existing: Option<String> = self
-            .conn
-            .prepare_cached(
-                "SELECT agg FROM rollups WHERE property = ?1 AND minute = ?2 AND protocol = ?3
-                 AND video_id = ?4 AND content_type = ?5 AND browser = ?6 AND os = ?7
-                 AND device_type = ?8",
-            )?
-            .query_row(
-                params![
-                    s.key.property,
-                    minute,
-                    protocol,
-                    video_id,
-                    content_type,
-                    browser,
-                    os,
-                    device_type
-                ],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let mut agg = match existing {
-            Some(json) => serde_json::from_str::<Aggregate>(&json)?,
-            None => Aggregate::default(),
-        };
-        agg.add_session(s);
-        let agg = serde_json::to_string(&agg)?;
         self.conn
-            .prepare_cached(
-                "INSERT INTO rollups (property, minute, protocol, video_id, content_type, browser,
-                                      os, device_type, agg)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (property, minute, protocol, video_id, content_type, browser, os,
-                              device_type)
-                 DO UPDATE SET agg = excluded.agg",
-            )?
-            .execute(params![
-                s.key.property,
-                minute,
-                protocol,
-                video_id,
-                content_type,
-                browser,
-                os,
-                device_type,
-                agg
-            ])?;
+            .prepare_cached("INSERT INTO rollup_pending (prop, sid) VALUES (?1, ?2)")?
+            .execute(params![s.key.property, s.key.session_id])?;
         Ok(())
+    }
+
+    fn fold_rollups(&mut self, max_sessions: usize) -> Result<usize> {
+        let any: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM rollup_pending)")?
+            .query_row([], |row| row.get(0))?;
+        if !any {
+            return Ok(0);
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match fold_pending(&self.conn, max_sessions) {
+            Ok(n) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// A failed commit leaves the transaction open: call `rollback`.
@@ -639,6 +657,87 @@ impl StoreWriter for SqliteWriter {
         }
         Ok(())
     }
+}
+
+/// One row of `tiers`: (property, span, dim, bucket, value).
+type TierKey = (String, Millis, &'static str, Millis, String);
+
+/// Fold up to `max_sessions` pending sessions, oldest first, into `tiers`
+/// and drop them from `rollup_pending`, inside the caller's transaction.
+/// Returns how many were folded.
+fn fold_pending(conn: &Connection, max_sessions: usize) -> Result<usize> {
+    let limit = i64::try_from(max_sessions).unwrap_or(i64::MAX);
+    let mut batch: Vec<(i64, Option<String>)> = Vec::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, summary FROM rollup_pending LEFT JOIN sessions
+                 ON property = prop AND id = sid
+             ORDER BY seq LIMIT ?1",
+        )?;
+        let mut rows = stmt.query([limit])?;
+        while let Some(row) = rows.next()? {
+            batch.push((row.get(0)?, row.get(1)?));
+        }
+    }
+    let Some(&(last_seq, _)) = batch.last() else {
+        return Ok(0);
+    };
+    let mut merged: std::collections::HashMap<TierKey, Aggregate> = Default::default();
+    for (_, json) in &batch {
+        // A pending session always has its row; one without is skipped.
+        let Some(json) = json else { continue };
+        let s: SessionSummary = serde_json::from_str(json)?;
+        if !s.is_playback() {
+            continue;
+        }
+        let mut dims: Vec<(&'static str, String)> = vec![("", String::new())];
+        for (dim, column) in ROLLUP_DIMENSIONS.iter().zip(ROLLUP_COLUMNS) {
+            if let Some(v) = s.dimension_values(dim).into_iter().find(|v| !v.is_empty()) {
+                dims.push((column, v));
+            }
+        }
+        for span in TIER_SPANS {
+            let bucket = s.started_at.div_euclid(span) * span;
+            for (dim, value) in &dims {
+                merged
+                    .entry((s.key.property.clone(), span, dim, bucket, value.clone()))
+                    .or_default()
+                    .add_session(&s);
+            }
+        }
+    }
+    let mut read = conn.prepare_cached(
+        "SELECT sums, sketches FROM tiers
+         WHERE property = ?1 AND span = ?2 AND dim = ?3 AND bucket = ?4 AND value = ?5",
+    )?;
+    let mut write = conn.prepare_cached(
+        "INSERT INTO tiers (property, span, dim, bucket, value, sums, sketches)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (property, span, dim, bucket, value)
+         DO UPDATE SET sums = excluded.sums, sketches = excluded.sketches",
+    )?;
+    for ((property, span, dim, bucket, value), mut agg) in merged {
+        let key = params![property, span, dim, bucket, value];
+        let stored: Option<(Vec<u8>, Vec<u8>)> = read
+            .query_row(key, |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        if let Some((sums, sketches)) = stored {
+            let mut old = decode_aggregate(&sums, Some(&sketches))?;
+            old.merge(&agg);
+            agg = old;
+        }
+        agg.compact();
+        let (sums, sketches) = agg.encode();
+        write.execute(params![property, span, dim, bucket, value, sums, sketches])?;
+    }
+    conn.prepare_cached("DELETE FROM rollup_pending WHERE seq <= ?1")?
+        .execute([last_seq])?;
+    Ok(batch.len())
+}
+
+fn decode_aggregate(sums: &[u8], sketches: Option<&[u8]>) -> Result<Aggregate> {
+    Aggregate::decode(sums, sketches)
+        .map_err(|e| StoreError::Other(format!("a stored rollup does not decode: {e}")))
 }
 
 fn load_session(conn: &Connection, key: &SessionKey) -> Result<Option<SessionSummary>> {
@@ -738,7 +837,11 @@ impl SessionSql {
     }
 
     fn sql(&self) -> String {
-        format!("SELECT {} FROM sessions WHERE {}", self.columns, self.cond)
+        self.sql_from("sessions")
+    }
+
+    fn sql_from(&self, from: &str) -> String {
+        format!("SELECT {} FROM {from} WHERE {}", self.columns, self.cond)
     }
 
     /// Stream the summaries (the first column) to `each` until it returns
@@ -746,9 +849,20 @@ impl SessionSql {
     fn each_summary(
         &self,
         conn: &Connection,
+        each: impl FnMut(SessionSummary) -> Result<bool>,
+    ) -> Result<()> {
+        self.each_summary_from(conn, "sessions", each)
+    }
+
+    /// [`SessionSql::each_summary`] over another `FROM` clause that has
+    /// the `sessions` columns (a join).
+    fn each_summary_from(
+        &self,
+        conn: &Connection,
+        from: &str,
         mut each: impl FnMut(SessionSummary) -> Result<bool>,
     ) -> Result<()> {
-        let mut stmt = conn.prepare_cached(&self.sql())?;
+        let mut stmt = conn.prepare_cached(&self.sql_from(from))?;
         let mut rows = stmt.query(params_from_iter(self.params.iter()))?;
         while let Some(row) = rows.next()? {
             let json: String = row.get(0)?;
@@ -772,24 +886,8 @@ fn push_in(cond: &mut String, params: &mut Vec<Value>, column: &'static str, wan
     params.extend(wanted.iter().map(|v| Value::Text(v.clone())));
 }
 
-/// The whole minutes `[lo, hi)` inside the query's range that rollups can
-/// answer, or `None` when the query must read session rows only (a filter
-/// or group rollups do not keep, an interval that is not whole minutes, an
-/// empty-value filter, or no whole minute in the range).
-fn rollup_minutes(filters: &Filters, group: &GroupBy) -> Option<(Millis, Millis)> {
-    let in_rollups = |dim: &Dimension| *dim == Dimension::Property || rollup_column(dim).is_some();
-    let filters_ok = filters
-        .dimensions
-        .iter()
-        .all(|(dim, wanted)| in_rollups(dim) && !wanted.iter().any(String::is_empty));
-    let group_ok = match group {
-        GroupBy::All => true,
-        GroupBy::Interval(i) => *i > 0 && i % MINUTE_MS == 0,
-        GroupBy::Dimension(dim) => in_rollups(dim),
-    };
-    if !(filters_ok && group_ok) {
-        return None;
-    }
+/// The whole minutes `[lo, hi)` inside `[from, to)`, if any.
+fn whole_minutes(filters: &Filters) -> Option<(Millis, Millis)> {
     let floor = filters.from.div_euclid(MINUTE_MS) * MINUTE_MS;
     let lo = if floor < filters.from {
         floor.checked_add(MINUTE_MS)?
@@ -800,56 +898,143 @@ fn rollup_minutes(filters: &Filters, group: &GroupBy) -> Option<(Millis, Millis)
     (lo < hi).then_some((lo, hi))
 }
 
-/// Merge the rollup rows of minutes `[lo, hi)` matching the filters into `out`.
-fn merge_rollups(
+/// How the tiers answer a query: which `dim`'s rows, and which of its
+/// values (`None`: all).
+#[derive(Debug, PartialEq)]
+struct TierPlan {
+    dim: &'static str,
+    values: Option<Vec<String>>,
+    /// A `property` filter that leaves the query's property out: nothing
+    /// matches.
+    nothing: bool,
+}
+
+/// The tier plan of a query, or `None` when tiers cannot answer it (two
+/// filtered dimensions, a filter or group the tiers do not keep, an empty
+/// value, an interval that is not whole minutes).
+fn tier_plan(filters: &Filters, group: &GroupBy) -> Option<TierPlan> {
+    let mut plan = TierPlan {
+        dim: "",
+        values: None,
+        nothing: false,
+    };
+    for (dim, wanted) in &filters.dimensions {
+        if wanted.iter().any(String::is_empty) {
+            return None;
+        }
+        if *dim == Dimension::Property {
+            plan.nothing |= !wanted.contains(&filters.property);
+            continue;
+        }
+        if plan.values.is_some() {
+            return None;
+        }
+        plan.dim = rollup_column(dim)?;
+        plan.values = Some(wanted.clone());
+    }
+    match group {
+        GroupBy::All | GroupBy::Dimension(Dimension::Property) => {}
+        GroupBy::Interval(i) => {
+            if *i <= 0 || i % MINUTE_MS != 0 {
+                return None;
+            }
+        }
+        GroupBy::Dimension(dim) => {
+            let column = rollup_column(dim)?;
+            if plan.values.is_some() && plan.dim != column {
+                return None;
+            }
+            plan.dim = column;
+        }
+    }
+    Some(plan)
+}
+
+/// The fewest tier buckets covering the whole minutes `[lo, hi)`, as runs
+/// `(span, start, end)` of one span each: the longest span aligned at each
+/// point that fits, among those dividing a timeseries' interval.
+fn tier_runs(lo: Millis, hi: Millis, group: &GroupBy) -> Vec<(Millis, Millis, Millis)> {
+    let spans: Vec<Millis> = TIER_SPANS
+        .into_iter()
+        .filter(|span| match group {
+            GroupBy::Interval(i) => i % span == 0,
+            _ => true,
+        })
+        .collect();
+    let mut runs: Vec<(Millis, Millis, Millis)> = Vec::new();
+    let mut t = lo;
+    while t < hi {
+        let span = spans
+            .iter()
+            .copied()
+            .find(|span| t.rem_euclid(*span) == 0 && t + span <= hi)
+            .unwrap_or(MINUTE_MS);
+        match runs.last_mut() {
+            Some((s, _, end)) if *s == span && *end == t => *end = t + span,
+            _ => runs.push((span, t, t + span)),
+        }
+        t += span;
+    }
+    runs
+}
+
+/// Merge the tier rows covering the whole minutes `[lo, hi)` into `out`.
+#[allow(clippy::too_many_arguments)]
+fn merge_tiers(
     conn: &Connection,
     filters: &Filters,
     group: &GroupBy,
+    plan: &TierPlan,
     lo: Millis,
     hi: Millis,
+    parts: Parts,
     out: &mut BTreeMap<GroupKey, Aggregate>,
 ) -> Result<()> {
-    let mut cond = "property = ? AND minute >= ? AND minute < ?".to_owned();
-    let mut params = vec![
-        Value::Text(filters.property.clone()),
-        Value::Integer(lo),
-        Value::Integer(hi),
-    ];
-    for (dim, wanted) in &filters.dimensions {
-        match rollup_column(dim) {
-            Some(column) => push_in(&mut cond, &mut params, column, wanted),
-            // Property, the only other dimension rollup queries accept.
-            None => {
-                if !wanted.contains(&filters.property) {
-                    return Ok(());
+    if plan.nothing {
+        return Ok(());
+    }
+    let columns = match parts {
+        Parts::All => "bucket, value, sums, sketches",
+        Parts::Sums => "bucket, value, sums, NULL",
+    };
+    for (span, start, end) in tier_runs(lo, hi, group) {
+        let mut cond =
+            "property = ? AND span = ? AND dim = ? AND bucket >= ? AND bucket < ?".to_owned();
+        let mut params = vec![
+            Value::Text(filters.property.clone()),
+            Value::Integer(span),
+            Value::Text(plan.dim.to_owned()),
+            Value::Integer(start),
+            Value::Integer(end),
+        ];
+        if let Some(values) = &plan.values {
+            push_in(&mut cond, &mut params, "value", values);
+        }
+        let mut stmt = conn.prepare_cached(&format!("SELECT {columns} FROM tiers WHERE {cond}"))?;
+        let mut rows = stmt.query(params_from_iter(params.iter()))?;
+        while let Some(row) = rows.next()? {
+            let bucket: Millis = row.get(0)?;
+            let key = match group {
+                GroupBy::All => GroupKey::All,
+                GroupBy::Interval(i) => GroupKey::Bucket(bucket.div_euclid(*i) * i),
+                GroupBy::Dimension(Dimension::Property) => {
+                    GroupKey::Value(filters.property.clone())
                 }
+                GroupBy::Dimension(_) => GroupKey::Value(row.get(1)?),
+            };
+            let sums = row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+            let sketches = row
+                .get_ref(3)?
+                .as_blob_or_null()
+                .map_err(rusqlite::Error::from)?;
+            let agg = decode_aggregate(sums, sketches)?;
+            match out.entry(key) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(agg);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&agg),
             }
         }
-    }
-    let group_column = match group {
-        GroupBy::Dimension(dim) => rollup_column(dim),
-        _ => None,
-    };
-    let sql = format!(
-        "SELECT minute, {}, agg FROM rollups WHERE {cond}",
-        group_column.unwrap_or("NULL")
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(params.iter()))?;
-    while let Some(row) = rows.next()? {
-        let minute: Millis = row.get(0)?;
-        let key = match group {
-            GroupBy::All => GroupKey::All,
-            GroupBy::Interval(i) => GroupKey::Bucket(minute.div_euclid(*i) * i),
-            GroupBy::Dimension(Dimension::Property) => GroupKey::Value(filters.property.clone()),
-            GroupBy::Dimension(_) => match row.get::<_, Option<String>>(1)? {
-                Some(v) if !v.is_empty() => GroupKey::Value(v),
-                // No value for the grouped dimension: not in any group.
-                _ => continue,
-            },
-        };
-        let agg: Aggregate = serde_json::from_str(&row.get::<_, String>(2)?)?;
-        out.entry(key).or_default().merge(&agg);
     }
     Ok(())
 }
@@ -938,37 +1123,91 @@ mod tests {
     }
 
     #[test]
-    fn rollup_minutes_are_the_whole_minutes_inside_the_range() {
-        let f = |from, to| Filters::new("p", from, to);
+    fn whole_minutes_are_inside_the_range() {
+        let f = |from, to| whole_minutes(&Filters::new("p", from, to));
+        assert_eq!(f(0, 180_000), Some((0, 180_000)));
+        assert_eq!(f(1, 179_999), Some((60_000, 120_000)));
+        assert_eq!(f(1, 119_999), None);
+        assert_eq!(f(-90_000, 30_000), Some((-60_000, 0)));
+    }
+
+    #[test]
+    fn tier_plans() {
+        let f = |dims: &[(Dimension, &[&str])]| Filters {
+            dimensions: dims
+                .iter()
+                .map(|(d, v)| (d.clone(), v.iter().map(|s| (*s).to_owned()).collect()))
+                .collect(),
+            ..Filters::new("p", 0, 1)
+        };
+        let plan = |dim, values: Option<&[&str]>, nothing| TierPlan {
+            dim,
+            values: values.map(|v| v.iter().map(|s| (*s).to_owned()).collect()),
+            nothing,
+        };
+        let by = GroupBy::Dimension;
         assert_eq!(
-            rollup_minutes(&f(0, 180_000), &GroupBy::All),
-            Some((0, 180_000))
+            tier_plan(&f(&[]), &GroupBy::All),
+            Some(plan("", None, false))
         );
         assert_eq!(
-            rollup_minutes(&f(1, 179_999), &GroupBy::All),
-            Some((60_000, 120_000))
+            tier_plan(&f(&[]), &GroupBy::Interval(3_600_000)),
+            Some(plan("", None, false))
         );
-        assert_eq!(rollup_minutes(&f(1, 119_999), &GroupBy::All), None);
+        assert_eq!(tier_plan(&f(&[]), &GroupBy::Interval(90_000)), None);
         assert_eq!(
-            rollup_minutes(&f(-90_000, 30_000), &GroupBy::All),
-            Some((-60_000, 0))
+            tier_plan(&f(&[]), &by(Dimension::Browser)),
+            Some(plan("browser", None, false))
+        );
+        assert_eq!(tier_plan(&f(&[]), &by(Dimension::ViewerId)), None);
+        let video = (Dimension::VideoId, &["v"][..]);
+        assert_eq!(
+            tier_plan(&f(&[video.clone()]), &by(Dimension::Property)),
+            Some(plan("video_id", Some(&["v"]), false))
         );
         assert_eq!(
-            rollup_minutes(&f(0, 180_000), &GroupBy::Interval(90_000)),
-            None
+            tier_plan(&f(&[video.clone()]), &by(Dimension::VideoId)),
+            Some(plan("video_id", Some(&["v"]), false))
+        );
+        // Two dimensions, filtered or filtered and grouped: session rows.
+        assert_eq!(tier_plan(&f(&[video.clone()]), &by(Dimension::Os)), None);
+        let chrome = (Dimension::Browser, &["Chrome"][..]);
+        assert_eq!(tier_plan(&f(&[video.clone(), chrome]), &GroupBy::All), None);
+        let empty = (Dimension::Browser, &[""][..]);
+        assert_eq!(tier_plan(&f(&[empty]), &GroupBy::All), None);
+        let other = (Dimension::Property, &["q"][..]);
+        assert_eq!(
+            tier_plan(&f(&[other, video]), &GroupBy::All),
+            Some(plan("video_id", Some(&["v"]), true))
+        );
+    }
+
+    #[test]
+    fn tier_runs_cover_the_range_with_the_longest_aligned_spans() {
+        const D: Millis = DAY_MS;
+        const H: Millis = HOUR_MS;
+        const M: Millis = MINUTE_MS;
+        let lo = 2 * D - 2 * H - 3 * M;
+        let hi = 5 * D + 3 * H + 2 * M;
+        assert_eq!(
+            tier_runs(lo, hi, &GroupBy::All),
+            vec![
+                (M, lo, 2 * D - 2 * H),
+                (H, 2 * D - 2 * H, 2 * D),
+                (D, 2 * D, 5 * D),
+                (H, 5 * D, 5 * D + 3 * H),
+                (M, 5 * D + 3 * H, hi),
+            ]
+        );
+        // A 2-hour timeseries: days do not divide it.
+        assert_eq!(
+            tier_runs(2 * D, 3 * D, &GroupBy::Interval(2 * H)),
+            vec![(H, 2 * D, 3 * D)]
         );
         assert_eq!(
-            rollup_minutes(&f(0, 180_000), &GroupBy::Dimension(Dimension::ViewerId)),
-            None
+            tier_runs(0, 5 * M, &GroupBy::Interval(5 * M)),
+            vec![(M, 0, 5 * M)]
         );
-        let mut by_video = f(0, 180_000);
-        by_video
-            .dimensions
-            .push((Dimension::VideoId, vec!["v".into()]));
-        assert!(rollup_minutes(&by_video, &GroupBy::Dimension(Dimension::Property)).is_some());
-        by_video
-            .dimensions
-            .push((Dimension::Browser, vec![String::new()]));
-        assert_eq!(rollup_minutes(&by_video, &GroupBy::All), None);
+        assert_eq!(tier_runs(-H, 0, &GroupBy::All), vec![(H, -H, 0)]);
     }
 }

@@ -93,7 +93,7 @@ fn reopening_keeps_sessions_events_and_rollups() {
     let db = dir.path().join(DB_FILE);
     assert_eq!(count(&db, "events"), 2);
     assert_eq!(count(&db, "sessions"), 2);
-    assert_eq!(count(&db, "rollups"), 1);
+    assert_eq!(count(&db, "rollup_pending"), 1);
 
     let store = SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap();
     assert_eq!(
@@ -111,15 +111,20 @@ fn reopening_keeps_sessions_events_and_rollups() {
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].summary.key.session_id, "open");
     assert_eq!(open[0].events.len(), 1);
-    // Whole minutes around T0: the closed session is counted from its rollup.
+    // Whole minutes around T0: the closed session is counted from its row
+    // while queued, then from the rollups once folded by the reopened store.
     let minute = T0.div_euclid(60_000) * 60_000;
-    let agg = store
-        .aggregate(
-            &Filters::new("p", minute - 60_000, minute + 120_000),
-            &GroupBy::All,
-        )
-        .unwrap();
-    assert_eq!(agg[&GroupKey::All].views, 2);
+    let range = Filters::new("p", minute - 60_000, minute + 120_000);
+    assert_eq!(
+        store.aggregate(&range, &GroupBy::All).unwrap()[&GroupKey::All].views,
+        2
+    );
+    assert_eq!(store.writer().unwrap().fold_rollups(100).unwrap(), 1);
+    assert_eq!(count(&db, "rollup_pending"), 0);
+    assert_eq!(
+        store.aggregate(&range, &GroupBy::All).unwrap()[&GroupKey::All].views,
+        2
+    );
     // A dedup key stored before the reopen still dedups.
     let mut w = store.writer().unwrap();
     let mut e = Event::new(T0, T0, EventKind::Play);
@@ -167,28 +172,71 @@ fn a_newer_schema_is_refused() {
     assert!(err.to_string().contains("newer"), "{err}");
 }
 
+/// A folded session is in a row of every tier span for all sessions and
+/// for each dimension it has a value of, and in none for the others.
 #[test]
-fn missing_rollup_dimensions_are_stored_empty() {
+fn a_folded_session_has_a_row_per_span_and_dimension_value() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
     fill(&store);
+    store.writer().unwrap().fold_rollups(100).unwrap();
     let conn = rusqlite::Connection::open(store.path()).unwrap();
-    let row: (i64, String, String, String, String) = conn
+    let rows: Vec<(i64, String, i64, String)> = conn
+        .prepare("SELECT span, dim, bucket, value FROM tiers ORDER BY span, dim")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut want = Vec::new();
+    for span in [60_000, 3_600_000, 86_400_000] {
+        let bucket = T0.div_euclid(span) * span;
+        for (dim, value) in [("", ""), ("protocol", "native"), ("video_id", "v1")] {
+            want.push((span, dim.to_owned(), bucket, value.to_owned()));
+        }
+    }
+    assert_eq!(rows, want);
+}
+
+/// A version-2 database (per-minute `rollups`) opens: the old table is
+/// dropped, its closed sessions are queued for the tiers and still count
+/// once, before and after folding.
+#[test]
+fn a_version_2_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(&SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap());
+    let db = dir.path().join(DB_FILE);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DELETE FROM rollup_pending;
+         CREATE TABLE rollups (property TEXT, minute INTEGER, agg TEXT);
+         INSERT INTO rollups VALUES ('p', 0, '{}');
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap();
+    let tables: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
         .query_row(
-            "SELECT minute, protocol, video_id, browser, device_type FROM rollups",
+            "SELECT count(*) FROM sqlite_master WHERE name = 'rollups'",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| r.get(0),
         )
         .unwrap();
+    assert_eq!(tables, 0);
+    assert_eq!(count(&db, "rollup_pending"), 1);
+    let minute = T0.div_euclid(60_000) * 60_000;
+    let range = Filters::new("p", minute - 60_000, minute + 120_000);
     assert_eq!(
-        row,
-        (
-            T0.div_euclid(60_000) * 60_000,
-            "native".to_owned(),
-            "v1".to_owned(),
-            String::new(),
-            String::new()
-        )
+        store.aggregate(&range, &GroupBy::All).unwrap()[&GroupKey::All].views,
+        2
+    );
+    assert_eq!(store.writer().unwrap().fold_rollups(100).unwrap(), 1);
+    assert_eq!(
+        store.aggregate(&range, &GroupBy::All).unwrap()[&GroupKey::All].views,
+        2
     );
 }
 

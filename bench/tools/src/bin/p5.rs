@@ -6,7 +6,8 @@
 //!   twice:
 //!   - into a Playhead data directory `D/store` through Playhead's own write
 //!     path (`SqliteStore` writer: `put_session` + `add_to_rollup` per
-//!     session, 50,000 sessions per transaction, fsync off), so the files
+//!     session, 50,000 sessions per transaction, fsync off, then
+//!     `fold_rollups` as the server's writer does), so the files
 //!     are exactly what `playhead serve` writes and reads;
 //!   - into `D/raw.sqlite`, one plain `sessions` table with a column per
 //!     value the questions need and an index on (property, started_at).
@@ -443,6 +444,9 @@ fn build(
             writer.add_to_rollup(s)?;
         }
         writer.commit()?;
+        // As the server's writer does once a second: fold the closed
+        // sessions into the rollups.
+        writer.fold_rollups(usize::MAX)?;
         *store_secs += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let tx = raw.transaction()?;

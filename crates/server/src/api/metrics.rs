@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use playhead_engine::rollup::METRIC_NAMES;
-use playhead_engine::{Aggregate, AggregateMetrics};
+use playhead_engine::{Aggregate, AggregateMetrics, Parts};
 use playhead_model::{Dimension, Millis};
 use playhead_store::{Filters, GroupBy, GroupKey};
 use serde::Serialize;
@@ -21,9 +21,10 @@ async fn aggregate(
     state: &AppState,
     filters: Filters,
     group: GroupBy,
+    parts: Parts,
 ) -> Result<BTreeMap<GroupKey, Aggregate>, ApiError> {
     let store = state.store.clone();
-    blocking(move || store.aggregate(&filters, &group)).await
+    blocking(move || store.aggregate_parts(&filters, &group, parts)).await
 }
 
 async fn spans(state: &AppState, filters: Filters) -> Result<Vec<(Millis, Millis)>, ApiError> {
@@ -105,7 +106,7 @@ pub async fn overview(
 ) -> Result<Json<Overview>, ApiError> {
     let q = Query::parse(raw.as_deref(), state.clock.now_ms(), &[])?;
     let filters = q.filters(&property);
-    let groups = aggregate(&state, filters.clone(), GroupBy::All).await?;
+    let groups = aggregate(&state, filters.clone(), GroupBy::All, Parts::All).await?;
     let mut metrics = groups
         .get(&GroupKey::All)
         .map(Aggregate::metrics)
@@ -185,7 +186,13 @@ pub async fn timeseries(
             })
             .collect()
     } else {
-        let groups = aggregate(&state, filters, GroupBy::Interval(interval)).await?;
+        let groups = aggregate(
+            &state,
+            filters,
+            GroupBy::Interval(interval),
+            Parts::for_metric(&metric),
+        )
+        .await?;
         let empty = Aggregate::default().metrics();
         let mut points = Vec::new();
         let mut b = start;
@@ -249,7 +256,13 @@ pub async fn breakdown(
         .parse()
         .map_err(|e: String| ApiError::bad_request(format!("by: {e}")))?;
     let limit = q.limit(10)?;
-    let groups = aggregate(&state, q.filters(&property), GroupBy::Dimension(by.clone())).await?;
+    let groups = aggregate(
+        &state,
+        q.filters(&property),
+        GroupBy::Dimension(by.clone()),
+        Parts::for_metric(&metric),
+    )
+    .await?;
     let mut rows: Vec<BreakdownRow> = groups
         .iter()
         .filter_map(|(k, agg)| match k {
