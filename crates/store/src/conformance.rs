@@ -24,7 +24,7 @@ pub type Behaviour = for<'a> fn(MakeStore<'a>);
 
 /// Every behaviour, in order; a failure panics naming it.
 pub fn run_all(make: MakeStore<'_>) {
-    let suite: [(&str, Behaviour); 15] = [
+    let suite: [(&str, Behaviour); 16] = [
         ("dedup_by_session_and_key", dedup_by_session_and_key),
         ("rollback_drops_writes", rollback_drops_writes),
         (
@@ -41,6 +41,10 @@ pub fn run_all(make: MakeStore<'_>) {
         ("aggregate_edges_of_minutes", aggregate_edges_of_minutes),
         ("realtime_counts", realtime_counts),
         ("session_spans_overlap_range", session_spans_overlap_range),
+        (
+            "concurrency_is_the_most_open_at_once",
+            concurrency_is_the_most_open_at_once,
+        ),
         ("properties_are_isolated", properties_are_isolated),
         (
             "app_sessions_count_in_no_aggregate",
@@ -1073,6 +1077,106 @@ pub fn aggregate_edges_of_minutes(make: MakeStore<'_>) {
         all.get(&GroupKey::All).map(|a| a.views),
         Some(2 * 9),
         "nine start times inside [from, to), two sessions each"
+    );
+}
+
+/// `concurrent_viewers`: sessions of every length (some over a day, a few
+/// open, some closed and folded, some closed and queued, some app
+/// sessions, some of another property), over ranges on and off every
+/// boundary, one bucket or many: the store answers what counting the
+/// sessions open at every moment gives.
+pub fn concurrency_is_the_most_open_at_once(make: MakeStore<'_>) {
+    let store = make();
+    let mut rng = Rng(99);
+    let sessions: Vec<SessionSummary> = (0..300)
+        .map(|i| {
+            let property = if rng.chance(10) { OTHER_PROP } else { PROP };
+            // The few open sessions start late: the first two days have
+            // none, so that their ranges are answered from whole hours and
+            // days of folded sessions.
+            let open = i % 25 == 0;
+            let started_at = if open {
+                T0 + 2 * DAY + rng.below(HOUR as u64) as Millis
+            } else {
+                T0 + rng.below(2 * DAY as u64) as Millis
+            };
+            let mut s = varied_session(&mut rng, property, &format!("c{i:03}"), started_at);
+            let length = match i % 10 {
+                3 => rng.below(30 * HOUR as u64),
+                1 => 0,
+                _ => rng.below(90 * MINUTE as u64),
+            } as Millis;
+            s.open = open;
+            s.last_event_at = started_at + length;
+            s.ended_at = (!s.open).then_some(s.last_event_at);
+            if i % 13 == 5 {
+                s.meta.kind = SessionKind::App;
+            }
+            s
+        })
+        .collect();
+    put_sessions(&*store, &sessions);
+    // By brute force: the sessions open at each moment a count can change.
+    let spans: Vec<(Millis, Millis)> = sessions
+        .iter()
+        .filter(|s| s.key.property == PROP && s.is_playback())
+        .map(|s| (s.started_at, s.ended_at.unwrap_or(s.last_event_at)))
+        .collect();
+    let open_at = |t: Millis| spans.iter().filter(|(a, b)| *a <= t && t <= *b).count() as u64;
+    let want = |from: Millis, start: Millis, to: Millis, interval: Millis| -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut b = start;
+        while b < to {
+            let (a, z) = (b.max(from), (b + interval).min(to));
+            let moments = spans
+                .iter()
+                .flat_map(|&(s, e)| [s, e + 1])
+                .filter(|t| *t > a && *t < z)
+                .chain([a]);
+            out.push(moments.map(open_at).max().unwrap_or(0));
+            b += interval;
+        }
+        out
+    };
+    let day = T0.div_euclid(DAY) * DAY + DAY;
+    let cases = [
+        (T0 - HOUR, T0 + 3 * DAY, None),
+        (day, day + DAY, None),
+        (
+            day - 7 * MINUTE - 1_234,
+            day + DAY + 3 * HOUR + 5 * MINUTE + 1_234,
+            None,
+        ),
+        (T0 + 3 * HOUR + 17, T0 + 9 * HOUR, Some(HOUR)),
+        (day - DAY, day + 2 * DAY, Some(DAY)),
+        (day + 5 * HOUR + 999, day + 7 * HOUR, Some(MINUTE)),
+        (day + 5 * HOUR, day + 9 * HOUR, Some(5 * MINUTE)),
+        (day + 5 * HOUR + 30_000, day + 6 * HOUR, Some(90_000)),
+    ];
+    for folded in [false, true] {
+        if folded {
+            fold_all(&*store);
+        }
+        for (from, to, interval) in cases {
+            let interval = interval.unwrap_or(to - from);
+            let start = from.div_euclid(interval) * interval;
+            let got = store
+                .concurrency(&Filters::new(PROP, from, to), start, interval)
+                .expect("concurrency");
+            assert_eq!(
+                got,
+                want(from, start, to, interval),
+                "concurrency {from}..{to} by {interval} (folded: {folded})"
+            );
+        }
+    }
+    let other = Filters {
+        dimensions: vec![(Dimension::Property, vec![OTHER_PROP.to_owned()])],
+        ..Filters::new(PROP, day, day + DAY)
+    };
+    assert_eq!(
+        store.concurrency(&other, day, DAY).expect("concurrency"),
+        [0]
     );
 }
 

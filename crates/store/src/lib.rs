@@ -28,6 +28,7 @@
 //! [`StoreWriter::add_to_rollup`] does not add it.
 
 pub mod ads;
+pub mod concurrency;
 pub mod conformance;
 pub mod error;
 pub mod sqlite;
@@ -208,6 +209,14 @@ pub trait Store: Send + Sync + 'static {
     /// time, or last event while open. Sessions starting before `from` count.
     fn session_spans(&self, filters: &Filters) -> Result<Vec<(Millis, Millis)>>;
 
+    /// `concurrent_viewers` of the playback sessions matching the
+    /// dimension filters: the most open at once in each bucket
+    /// `[b, b + interval)` from `start` (at most `filters.from`), counting
+    /// only moments inside `[from, to)`.
+    fn concurrency(&self, filters: &Filters, start: Millis, interval: Millis) -> Result<Vec<u64>> {
+        concurrency_from_spans(self, filters, start, interval)
+    }
+
     /// Realtime figures at server time `now`, for one property, filtered by
     /// dimensions (the time range of `filters` is ignored).
     fn realtime(&self, filters: &Filters, now: Millis) -> Result<Realtime>;
@@ -217,6 +226,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// The ping protocol's assets, channels, sessions and beacon outbox.
     fn ads(&self) -> std::sync::Arc<dyn AdStore>;
+}
+
+/// [`Store::concurrency`] from every matching session's span
+/// ([`Store::session_spans`]).
+pub fn concurrency_from_spans<S: Store + ?Sized>(
+    store: &S,
+    filters: &Filters,
+    start: Millis,
+    interval: Millis,
+) -> Result<Vec<u64>> {
+    if interval <= 0 {
+        return Err(StoreError::Other(format!(
+            "interval must be positive, got {interval}"
+        )));
+    }
+    let spans = store.session_spans(filters)?;
+    Ok(concurrency::sweep(
+        &spans,
+        filters.from,
+        start,
+        filters.to,
+        interval,
+    ))
 }
 
 /// The write path, used by one thread. All writes between `begin` and

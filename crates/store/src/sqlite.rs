@@ -45,6 +45,7 @@
 //! for pending ones and for open ones. Any other query reads session rows.
 //! Both give the same numbers (the conformance suite checks it).
 
+use crate::concurrency::{self, Change};
 use crate::{
     Filters, FsyncPolicy, GroupBy, GroupKey, OpenSessionRecord, Realtime, Result, SessionPage,
     SessionQuery, SessionStatus, Store, StoreError, StoreWriter, ROLLUP_DIMENSIONS,
@@ -151,6 +152,18 @@ CREATE TABLE IF NOT EXISTS tiers (
 );
 -- For filters on a dimension's values.
 CREATE INDEX IF NOT EXISTS tiers_by_value ON tiers (property, span, dim, value, bucket);
+-- Concurrent viewers of folded sessions: per span and bucket, the sum of
+-- the open-count changes inside and the highest running sum from the
+-- bucket's start (crate::concurrency). Minute rows also keep their changes.
+CREATE TABLE IF NOT EXISTS concurrency (
+    property TEXT NOT NULL,
+    span INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    delta INTEGER NOT NULL,
+    peak INTEGER NOT NULL,
+    changes BLOB,
+    PRIMARY KEY (property, span, bucket)
+);
 ";
 
 /// The embedded SQLite store. Cheap to share (`Arc<SqliteStore>`): reads
@@ -453,6 +466,44 @@ impl Store for SqliteStore {
         })
     }
 
+    fn concurrency(&self, filters: &Filters, start: Millis, interval: Millis) -> Result<Vec<u64>> {
+        // Kept by property only: with any other filter (or a property
+        // filter leaving this one out), from every session's span.
+        if !filters.dimensions.is_empty() || interval <= 0 {
+            return crate::concurrency_from_spans(self, filters, start, interval);
+        }
+        self.with_reader(|conn| {
+            let tx = conn.transaction()?;
+            let mut spans = Vec::new();
+            let mut stmt = tx.prepare_cached(
+                "SELECT started_at, last_event_at FROM sessions
+                 WHERE property = ?1 AND playback = 1 AND open = 1",
+            )?;
+            let rows = stmt.query_map([&filters.property], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for span in rows {
+                spans.push(span?);
+            }
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT started_at, COALESCE(ended_at, last_event_at) FROM {PENDING_SESSIONS}
+                 WHERE property = ?1 AND playback = 1 AND open = 0"
+            ))?;
+            let rows = stmt.query_map([&filters.property], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for span in rows {
+                spans.push(span?);
+            }
+            let extra = concurrency::changes(spans);
+            tier_concurrency(
+                &tx,
+                &filters.property,
+                &extra,
+                filters.from,
+                start,
+                filters.to,
+                interval,
+            )
+        })
+    }
+
     fn realtime(&self, filters: &Filters, now: Millis) -> Result<Realtime> {
         // Filters on session columns are answered in SQL; any other
         // dimension needs the summary.
@@ -683,6 +734,7 @@ fn fold_pending(conn: &Connection, max_sessions: usize) -> Result<usize> {
         return Ok(0);
     };
     let mut merged: std::collections::HashMap<TierKey, Aggregate> = Default::default();
+    let mut changes: BTreeMap<(String, Millis), Vec<Change>> = BTreeMap::new();
     for (_, json) in &batch {
         // A pending session always has its row; one without is skipped.
         let Some(json) = json else { continue };
@@ -695,6 +747,14 @@ fn fold_pending(conn: &Connection, max_sessions: usize) -> Result<usize> {
             if let Some(v) = s.dimension_values(dim).into_iter().find(|v| !v.is_empty()) {
                 dims.push((column, v));
             }
+        }
+        let end = s.ended_at.unwrap_or(s.last_event_at);
+        for (t, d) in [(s.started_at, 1), (end.saturating_add(1), -1)] {
+            let minute = t.div_euclid(MINUTE_MS) * MINUTE_MS;
+            changes
+                .entry((s.key.property.clone(), minute))
+                .or_default()
+                .push((t, d));
         }
         for span in TIER_SPANS {
             let bucket = s.started_at.div_euclid(span) * span;
@@ -730,9 +790,200 @@ fn fold_pending(conn: &Connection, max_sessions: usize) -> Result<usize> {
         let (sums, sketches) = agg.encode();
         write.execute(params![property, span, dim, bucket, value, sums, sketches])?;
     }
+    fold_concurrency(conn, changes)?;
     conn.prepare_cached("DELETE FROM rollup_pending WHERE seq <= ?1")?
         .execute([last_seq])?;
     Ok(batch.len())
+}
+
+/// Add open-count changes, by (property, minute), to the `concurrency`
+/// rows of their minutes, then recompute the hours and days above them.
+fn fold_concurrency(
+    conn: &Connection,
+    changes: BTreeMap<(String, Millis), Vec<Change>>,
+) -> Result<()> {
+    let mut write = conn.prepare_cached(
+        "INSERT INTO concurrency (property, span, bucket, delta, peak, changes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (property, span, bucket)
+         DO UPDATE SET delta = excluded.delta, peak = excluded.peak, changes = excluded.changes",
+    )?;
+    let mut hours = BTreeSet::new();
+    for ((property, minute), mut new) in changes {
+        new.extend(minute_changes(conn, &property, minute)?);
+        concurrency::merge_changes(&mut new);
+        let (delta, peak) = concurrency::bucket_peak(&new, minute, minute + MINUTE_MS);
+        let blob = bincode::serialize(&new).expect("changes always encode");
+        write.execute(params![property, MINUTE_MS, minute, delta, peak, blob])?;
+        hours.insert((property, minute.div_euclid(HOUR_MS) * HOUR_MS));
+    }
+    let mut days = BTreeSet::new();
+    for (property, hour) in hours {
+        let (delta, peak) = combined_rows(conn, &property, MINUTE_MS, hour, hour + HOUR_MS)?;
+        write.execute(params![
+            property,
+            HOUR_MS,
+            hour,
+            delta,
+            peak,
+            None::<Vec<u8>>
+        ])?;
+        days.insert((property, hour.div_euclid(DAY_MS) * DAY_MS));
+    }
+    for (property, day) in days {
+        let (delta, peak) = combined_rows(conn, &property, HOUR_MS, day, day + DAY_MS)?;
+        write.execute(params![property, DAY_MS, day, delta, peak, None::<Vec<u8>>])?;
+    }
+    Ok(())
+}
+
+/// The stored open-count changes of one minute of folded sessions.
+fn minute_changes(conn: &Connection, property: &str, minute: Millis) -> Result<Vec<Change>> {
+    let blob: Option<Option<Vec<u8>>> = conn
+        .prepare_cached(
+            "SELECT changes FROM concurrency WHERE property = ?1 AND span = ?2 AND bucket = ?3",
+        )?
+        .query_row(params![property, MINUTE_MS, minute], |row| row.get(0))
+        .optional()?;
+    match blob.flatten() {
+        Some(bytes) => bincode::deserialize(&bytes)
+            .map_err(|e| StoreError::Other(format!("stored concurrency does not decode: {e}"))),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `(delta, peak)` of the `span` rows of `concurrency` covering `[start, end)`.
+fn combined_rows(
+    conn: &Connection,
+    property: &str,
+    span: Millis,
+    start: Millis,
+    end: Millis,
+) -> Result<(i64, i64)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT bucket, delta, peak FROM concurrency
+         WHERE property = ?1 AND span = ?2 AND bucket >= ?3 AND bucket < ?4 ORDER BY bucket",
+    )?;
+    let rows = stmt
+        .query_map(params![property, span, start, end], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<(Millis, i64, i64)>>>()?;
+    Ok(concurrency::combine(rows, start, span, end))
+}
+
+/// The sum of the folded sessions' open-count changes before `t`.
+fn folded_count_before(conn: &Connection, property: &str, t: Millis) -> Result<i64> {
+    let day = t.div_euclid(DAY_MS) * DAY_MS;
+    let hour = t.div_euclid(HOUR_MS) * HOUR_MS;
+    let minute = t.div_euclid(MINUTE_MS) * MINUTE_MS;
+    let mut stmt = conn.prepare_cached(
+        "SELECT COALESCE(SUM(delta), 0) FROM concurrency
+         WHERE property = ?1 AND span = ?2 AND bucket >= ?3 AND bucket < ?4",
+    )?;
+    let mut sum = 0;
+    for (span, lo, hi) in [
+        (DAY_MS, Millis::MIN, day),
+        (HOUR_MS, day, hour),
+        (MINUTE_MS, hour, minute),
+    ] {
+        sum += stmt.query_row(params![property, span, lo, hi], |row| row.get::<_, i64>(0))?;
+    }
+    sum += minute_changes(conn, property, minute)?
+        .iter()
+        .filter(|c| c.0 < t)
+        .map(|c| c.1)
+        .sum::<i64>();
+    Ok(sum)
+}
+
+/// `concurrent_viewers` of a property (no dimension filter) from the
+/// `concurrency` rows of folded sessions plus the spans of the open and
+/// pending ones (`extra`, sorted changes), in one read transaction.
+fn tier_concurrency(
+    conn: &Connection,
+    property: &str,
+    extra: &[Change],
+    from: Millis,
+    start: Millis,
+    to: Millis,
+    interval: Millis,
+) -> Result<Vec<u64>> {
+    let mut running = folded_count_before(conn, property, from)?
+        + extra
+            .iter()
+            .filter(|c| c.0 < from)
+            .map(|c| c.1)
+            .sum::<i64>();
+    let mut out = Vec::new();
+    let mut b = start;
+    while b < to {
+        let (a, z) = (b.max(from), b.saturating_add(interval).min(to));
+        let mut peak: Option<i64> = None;
+        for piece in concurrency_pieces(a, z, extra) {
+            let (delta, p) = match piece {
+                Piece::Changes(ps, pe) => {
+                    let minute = ps.div_euclid(MINUTE_MS) * MINUTE_MS;
+                    let mut all = minute_changes(conn, property, minute)?;
+                    all.extend(extra.iter().filter(|c| c.0 >= ps && c.0 < pe));
+                    concurrency::merge_changes(&mut all);
+                    concurrency::bucket_peak(&all, ps, pe)
+                }
+                Piece::Rows(span, lo, hi) => combined_rows(conn, property, span, lo, hi)?,
+            };
+            peak = Some(peak.map_or(running + p, |m| m.max(running + p)));
+            running += delta;
+        }
+        out.push(peak.unwrap_or(running).max(0) as u64);
+        b = b.saturating_add(interval);
+    }
+    Ok(out)
+}
+
+/// A part of a range for [`tier_concurrency`]: a minute or part of one
+/// read change by change (`[start, end)`), or whole aligned buckets of one
+/// span read from their rows (`span, [start, end)`).
+#[derive(Debug, PartialEq)]
+enum Piece {
+    Changes(Millis, Millis),
+    Rows(Millis, Millis, Millis),
+}
+
+/// `[a, z)` cut into pieces in time order: change by change in a partial
+/// minute at either end and in every minute where an `extra` change falls,
+/// from the longest aligned tier buckets elsewhere.
+fn concurrency_pieces(a: Millis, z: Millis, extra: &[Change]) -> Vec<Piece> {
+    let floor = |t: Millis| t.div_euclid(MINUTE_MS) * MINUTE_MS;
+    let mut minutes: BTreeSet<Millis> = extra
+        .iter()
+        .filter(|c| c.0 >= a && c.0 < z)
+        .map(|c| floor(c.0))
+        .collect();
+    if floor(a) < a {
+        minutes.insert(floor(a));
+    }
+    if floor(z) < z {
+        minutes.insert(floor(z));
+    }
+    let runs = |lo, hi| {
+        tier_runs(lo, hi, &GroupBy::All)
+            .into_iter()
+            .map(|(span, lo, hi)| Piece::Rows(span, lo, hi))
+    };
+    let mut pieces = Vec::new();
+    let mut t = a;
+    for m in minutes {
+        if m > t {
+            pieces.extend(runs(t, m));
+        }
+        let (ps, pe) = (m.max(a), (m + MINUTE_MS).min(z));
+        pieces.push(Piece::Changes(ps, pe));
+        t = pe;
+    }
+    if t < z {
+        pieces.extend(runs(t, z));
+    }
+    pieces
 }
 
 fn decode_aggregate(sums: &[u8], sketches: Option<&[u8]>) -> Result<Aggregate> {
@@ -951,8 +1202,10 @@ fn tier_plan(filters: &Filters, group: &GroupBy) -> Option<TierPlan> {
 }
 
 /// The fewest tier buckets covering the whole minutes `[lo, hi)`, as runs
-/// `(span, start, end)` of one span each: the longest span aligned at each
-/// point that fits, among those dividing a timeseries' interval.
+/// `(span, start, end)` of one span each, in time order: the longest span's
+/// whole buckets in the middle, shorter spans at the edges, among the spans
+/// dividing a timeseries' interval. Computed, not walked: a range of any
+/// length gives at most five runs.
 fn tier_runs(lo: Millis, hi: Millis, group: &GroupBy) -> Vec<(Millis, Millis, Millis)> {
     let spans: Vec<Millis> = TIER_SPANS
         .into_iter()
@@ -961,21 +1214,27 @@ fn tier_runs(lo: Millis, hi: Millis, group: &GroupBy) -> Vec<(Millis, Millis, Mi
             _ => true,
         })
         .collect();
-    let mut runs: Vec<(Millis, Millis, Millis)> = Vec::new();
-    let mut t = lo;
-    while t < hi {
-        let span = spans
-            .iter()
-            .copied()
-            .find(|span| t.rem_euclid(*span) == 0 && t + span <= hi)
-            .unwrap_or(MINUTE_MS);
-        match runs.last_mut() {
-            Some((s, _, end)) if *s == span && *end == t => *end = t + span,
-            _ => runs.push((span, t, t + span)),
-        }
-        t += span;
-    }
+    let mut runs = Vec::new();
+    push_runs(lo, hi, &spans, &mut runs);
     runs
+}
+
+fn push_runs(lo: Millis, hi: Millis, spans: &[Millis], runs: &mut Vec<(Millis, Millis, Millis)>) {
+    let Some((&span, shorter)) = spans.split_first() else {
+        return;
+    };
+    let first = lo.div_euclid(span) * span;
+    let first = if first < lo { first + span } else { first };
+    let last = hi.div_euclid(span) * span;
+    if first < last || shorter.is_empty() {
+        push_runs(lo, first.min(hi), shorter, runs);
+        if first < last {
+            runs.push((span, first, last));
+        }
+        push_runs(last.max(first), hi, shorter, runs);
+    } else {
+        push_runs(lo, hi, shorter, runs);
+    }
 }
 
 /// Merge the tier rows covering the whole minutes `[lo, hi)` into `out`.
@@ -1209,5 +1468,11 @@ mod tests {
             vec![(M, 0, 5 * M)]
         );
         assert_eq!(tier_runs(-H, 0, &GroupBy::All), vec![(H, -H, 0)]);
+        // Any length, at once (a dashboard may ask from 0 to far ahead).
+        let far = (Millis::MAX / 4).div_euclid(M) * M;
+        let runs = tier_runs(M, far, &GroupBy::All);
+        assert_eq!(runs.len(), 5);
+        assert_eq!((runs[0].1, runs[4].2), (M, far));
+        assert!(runs.windows(2).all(|w| w[0].2 == w[1].1));
     }
 }

@@ -483,7 +483,7 @@ fn build(
         Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
     };
     let check = Connection::open(store.path())?;
-    let rollups = count(&check, "rollups")?;
+    let rollups = count(&check, "tiers")?;
     let store_sessions = count(&check, "sessions")?;
     let raw_sessions = count(&raw, "sessions")?;
     // Fold the WALs into the databases, as a long-running server's checkpoints would.
@@ -494,7 +494,7 @@ fn build(
         t0.elapsed().as_secs_f64()
     );
     println!(
-        "store: {store_sessions} session rows, {rollups} rollup rows ({:.2} per session), {:.2} GB; raw: {raw_sessions} rows, {:.2} GB",
+        "store: {store_sessions} session rows, {rollups} rollup rows (all tiers, {:.2} per session), {:.2} GB; raw: {raw_sessions} rows, {:.2} GB",
         rollups as f64 / store_sessions.max(1) as f64,
         dir_size(&store_dir) as f64 / 1e9,
         std::fs::metadata(&raw_path)?.len() as f64 / 1e9,

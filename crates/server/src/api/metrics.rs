@@ -27,45 +27,15 @@ async fn aggregate(
     blocking(move || store.aggregate_parts(&filters, &group, parts)).await
 }
 
-async fn spans(state: &AppState, filters: Filters) -> Result<Vec<(Millis, Millis)>, ApiError> {
-    let store = state.store.clone();
-    blocking(move || store.session_spans(&filters)).await
-}
-
-/// Max concurrently open sessions in each bucket [b, b + interval) from
-/// `start` to `end`. A session is open from its first to its last event,
-/// both included.
-fn concurrency(
-    spans: &[(Millis, Millis)],
+/// `concurrent_viewers` in each bucket `[b, b + interval)` from `start`.
+async fn concurrency(
+    state: &AppState,
+    filters: Filters,
     start: Millis,
-    end: Millis,
     interval: Millis,
-) -> Vec<u64> {
-    let mut changes: Vec<(Millis, i64)> = spans
-        .iter()
-        .flat_map(|&(s, e)| [(s, 1), (e.saturating_add(1), -1)])
-        .collect();
-    changes.sort_unstable();
-    let mut out = Vec::new();
-    let mut open: i64 = 0;
-    let mut i = 0;
-    let mut b = start;
-    while b < end {
-        while i < changes.len() && changes[i].0 <= b {
-            open += changes[i].1;
-            i += 1;
-        }
-        let mut max = open;
-        let next = b.saturating_add(interval).min(end);
-        while i < changes.len() && changes[i].0 < next {
-            open += changes[i].1;
-            max = max.max(open);
-            i += 1;
-        }
-        out.push(max.max(0) as u64);
-        b = next;
-    }
-    out
+) -> Result<Vec<u64>, ApiError> {
+    let store = state.store.clone();
+    blocking(move || store.concurrency(&filters, start, interval)).await
 }
 
 fn metric_name(q: &Query) -> Result<String, ApiError> {
@@ -111,8 +81,8 @@ pub async fn overview(
         .get(&GroupKey::All)
         .map(Aggregate::metrics)
         .unwrap_or_else(|| Aggregate::default().metrics());
-    let spans = spans(&state, filters).await?;
-    metrics.concurrent_viewers = concurrency(&spans, q.from, q.to, q.to - q.from)
+    metrics.concurrent_viewers = concurrency(&state, filters, q.from, q.to - q.from)
+        .await?
         .first()
         .copied()
         .unwrap_or(0);
@@ -176,8 +146,8 @@ pub async fn timeseries(
     // [from, to) count, as in the overview over the same range.
     let filters = q.filters(&property);
     let points = if metric == "concurrent_viewers" {
-        let spans = spans(&state, filters).await?;
-        concurrency(&spans, start, q.to, interval)
+        concurrency(&state, filters, start, interval)
+            .await?
             .into_iter()
             .enumerate()
             .map(|(i, v)| Point {
@@ -327,20 +297,4 @@ pub async fn realtime(
             .collect(),
         viewers_last_5m: r.viewers_last_5m,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::concurrency;
-
-    #[test]
-    fn concurrency_is_the_max_per_bucket() {
-        // a: 0..=15, b: 5..=25, c: 30..=30
-        let spans = [(0, 15), (5, 25), (30, 30)];
-        assert_eq!(concurrency(&spans, 0, 40, 10), vec![2, 2, 1, 1]);
-        assert_eq!(concurrency(&spans, 0, 40, 40), vec![2]);
-        // a session open before the range counts
-        assert_eq!(concurrency(&[(-100, 5)], 0, 10, 10), vec![1]);
-        assert_eq!(concurrency(&[], 0, 10, 5), vec![0, 0]);
-    }
 }
