@@ -11,7 +11,8 @@
 # their working size), then RSS_0 is read from /proc/PID/status (VmRSS).
 # Then it opens sessions up to each step N (one request each: a native batch
 # of one `viewinit` with the SDK's session metadata, or an Adobe
-# `sessionStart`), waits 2 s, checks `playhead_open_sessions` on /metrics,
+# `sessionStart`; 500 videos, a viewer each, eight user agents in turn),
+# waits 2 s, checks `playhead_open_sessions` on /metrics,
 # and reads RSS_N. Memory per open session = (RSS_N - RSS_0) / N.
 # Sessions close after 10 min without events, so a protocol's steps stop
 # when TIME_LIMIT_S have passed since its first session (the table says

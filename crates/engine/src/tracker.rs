@@ -11,6 +11,8 @@ use crate::playback::Playback;
 use crate::rules::Rules;
 use playhead_model::{Event, Millis, Protocol, SessionKey, SessionMeta, SessionSummary};
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// Why a session closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,20 +29,136 @@ pub enum CloseReason {
 #[derive(Debug, Clone)]
 pub struct OpenSession {
     pub protocol: Protocol,
-    pub meta: SessionMeta,
+    meta: CompactMeta,
     pub playback: Playback,
     /// Server time of the latest event received.
     pub last_received_at: Millis,
 }
 
+/// A session's metadata as the tracker keeps it: the ids apart, and the
+/// rest — which sessions of one player, page or audience mostly share (user
+/// agent dimensions, report suite, custom metadata) — interned, one copy
+/// for every session with the same (P4, `bench/RESULTS.md`).
+#[derive(Debug, Clone)]
+struct CompactMeta {
+    /// `video_id` and `viewer_id` are always `None` here.
+    shared: Arc<SessionMeta>,
+    video_id: Option<Box<str>>,
+    viewer_id: Option<Box<str>>,
+}
+
+impl CompactMeta {
+    fn new(mut meta: SessionMeta, metas: &mut MetaInterner) -> CompactMeta {
+        let video_id = meta.video_id.take().map(String::into_boxed_str);
+        let viewer_id = meta.viewer_id.take().map(String::into_boxed_str);
+        CompactMeta {
+            shared: metas.intern(meta),
+            video_id,
+            viewer_id,
+        }
+    }
+
+    /// [`SessionMeta::merge`]: re-interned only when the shared part changes.
+    fn merge(&mut self, newer: &SessionMeta, metas: &mut MetaInterner) {
+        for (mine, new) in [
+            (&mut self.video_id, &newer.video_id),
+            (&mut self.viewer_id, &newer.viewer_id),
+        ] {
+            if let Some(v) = new {
+                if mine.as_deref() != Some(v.as_str()) {
+                    *mine = Some(v.as_str().into());
+                }
+            }
+        }
+        if changes_shared(&self.shared, newer) {
+            let mut merged = (*self.shared).clone();
+            merged.merge(newer);
+            merged.video_id = None;
+            merged.viewer_id = None;
+            self.shared = metas.intern(merged);
+        }
+    }
+
+    fn to_meta(&self) -> SessionMeta {
+        SessionMeta {
+            video_id: self.video_id.as_deref().map(str::to_owned),
+            viewer_id: self.viewer_id.as_deref().map(str::to_owned),
+            ..(*self.shared).clone()
+        }
+    }
+}
+
+/// Whether merging `newer` into `shared` changes anything but the ids.
+fn changes_shared(shared: &SessionMeta, newer: &SessionMeta) -> bool {
+    fn differs<T: PartialEq>(old: &Option<T>, new: &Option<T>) -> bool {
+        new.is_some() && new != old
+    }
+    (!newer.kind.is_playback() && newer.kind != shared.kind)
+        || differs(&shared.duration_s, &newer.duration_s)
+        || differs(&shared.content_type, &newer.content_type)
+        || differs(&shared.player_name, &newer.player_name)
+        || differs(&shared.player_version, &newer.player_version)
+        || newer
+            .dimensions
+            .iter()
+            .any(|(k, v)| shared.dimensions.get(k) != Some(v))
+        || newer
+            .custom
+            .iter()
+            .any(|(k, v)| shared.custom.get(k) != Some(v))
+}
+
+/// One shared copy of each distinct metadata in use.
+#[derive(Debug, Default)]
+struct MetaInterner {
+    by_hash: HashMap<u64, Vec<Arc<SessionMeta>>>,
+}
+
+impl MetaInterner {
+    fn intern(&mut self, meta: SessionMeta) -> Arc<SessionMeta> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        meta.kind.hash(&mut h);
+        meta.duration_s.map(f64::to_bits).hash(&mut h);
+        meta.content_type.hash(&mut h);
+        meta.player_name.hash(&mut h);
+        meta.player_version.hash(&mut h);
+        meta.dimensions.hash(&mut h);
+        meta.custom.hash(&mut h);
+        let same = self.by_hash.entry(h.finish()).or_default();
+        if let Some(shared) = same.iter().find(|m| ***m == meta) {
+            return shared.clone();
+        }
+        let shared = Arc::new(meta);
+        same.push(shared.clone());
+        shared
+    }
+
+    /// Forget the metadata no session uses any more.
+    fn sweep(&mut self) {
+        self.by_hash.retain(|_, same| {
+            same.retain(|m| Arc::strong_count(m) > 1);
+            !same.is_empty()
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.by_hash.values().map(Vec::len).sum()
+    }
+}
+
 impl OpenSession {
-    fn new(protocol: Protocol, meta: SessionMeta) -> OpenSession {
+    fn new(protocol: Protocol, meta: CompactMeta) -> OpenSession {
         OpenSession {
-            playback: Playback::new(Rules::for_session(protocol, &meta)),
+            playback: Playback::new(Rules::for_session(protocol, &meta.shared)),
             protocol,
             meta,
             last_received_at: Millis::MIN,
         }
+    }
+
+    /// What requests said about this session.
+    pub fn meta(&self) -> SessionMeta {
+        self.meta.to_meta()
     }
 
     /// This session's summary; `closed_at` is its close time once closed.
@@ -49,19 +167,19 @@ impl OpenSession {
         SessionSummary {
             key: key.clone(),
             protocol: self.protocol,
-            meta: self.meta.clone(),
+            meta: self.meta.to_meta(),
             state: self.playback.state(),
             open: closed_at.is_none(),
             started_at: first,
             last_event_at: self.playback.last_t().unwrap_or(first),
             last_received_at: self.last_received_at,
             ended_at: closed_at,
-            metrics: self.playback.metrics(&self.meta, closed_at),
+            metrics: self.playback.metrics(&self.meta.shared, closed_at),
         }
     }
 
     fn rules(&self) -> Rules {
-        Rules::for_session(self.protocol, &self.meta)
+        Rules::for_session(self.protocol, &self.meta.shared)
     }
 
     /// Whether the session must close now, and why, at what time.
@@ -108,7 +226,13 @@ pub struct Tracker {
     /// `OpenSession` held inline cost up to 1.7 KiB per session at 1 M
     /// sessions (P4 profile, `bench/RESULTS.md`).
     open: HashMap<SessionKey, Box<OpenSession>>,
+    metas: MetaInterner,
+    /// Expiry passes since the interner was last swept.
+    expiries: u32,
 }
+
+/// Sweep the metadata interner every this many expiry passes.
+const SWEEP_EVERY: u32 = 30;
 
 impl Tracker {
     pub fn new() -> Tracker {
@@ -125,6 +249,12 @@ impl Tracker {
 
     pub fn open_count(&self) -> usize {
         self.open.len()
+    }
+
+    /// Distinct shared metadata kept for the open sessions (and, until the
+    /// next sweep, for recently closed ones).
+    pub fn distinct_metas(&self) -> usize {
+        self.metas.len()
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &SessionKey> {
@@ -145,11 +275,14 @@ impl Tracker {
         received_at: Millis,
         history: impl FnOnce() -> Result<Vec<Event>, E>,
     ) -> Result<Ingested, E> {
-        let session = self
-            .open
-            .entry(key.clone())
-            .or_insert_with(|| Box::new(OpenSession::new(protocol, meta.clone())));
-        session.meta.merge(meta);
+        let metas = &mut self.metas;
+        let session = self.open.entry(key.clone()).or_insert_with(|| {
+            Box::new(OpenSession::new(
+                protocol,
+                CompactMeta::new(meta.clone(), metas),
+            ))
+        });
+        session.meta.merge(meta, metas);
         session.last_received_at = session.last_received_at.max(received_at);
         events.sort_by_key(Event::sort_key);
         let in_order = events
@@ -188,7 +321,7 @@ impl Tracker {
         mut events: Vec<Event>,
         last_received_at: Millis,
     ) {
-        let mut session = OpenSession::new(protocol, meta);
+        let mut session = OpenSession::new(protocol, CompactMeta::new(meta, &mut self.metas));
         session.playback = Playback::replay(session.rules(), &mut events);
         session.last_received_at = last_received_at;
         self.open.insert(key, Box::new(session));
@@ -209,6 +342,11 @@ impl Tracker {
     /// Close every session whose protocol's timeout has passed at server
     /// time `now`; returns their final summaries.
     pub fn expire(&mut self, now: Millis) -> Vec<(SessionSummary, CloseReason)> {
+        self.expiries += 1;
+        if self.expiries >= SWEEP_EVERY {
+            self.expiries = 0;
+            self.metas.sweep();
+        }
         let due: Vec<(SessionKey, CloseReason, Millis)> = self
             .open
             .iter()
@@ -220,5 +358,68 @@ impl Tracker {
                 Some((s.summary(&key, Some(at)), reason))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use playhead_model::EventKind;
+
+    fn meta(viewer: &str, browser: &str) -> SessionMeta {
+        let mut m = SessionMeta {
+            video_id: Some("v1".into()),
+            viewer_id: Some(viewer.into()),
+            content_type: Some("vod".into()),
+            ..SessionMeta::default()
+        };
+        m.dimensions.insert("browser".into(), browser.into());
+        m.custom.insert("campaign".into(), "spring".into());
+        m
+    }
+
+    fn ingest(t: &mut Tracker, id: &str, meta: &SessionMeta, at: Millis) -> SessionSummary {
+        let key = SessionKey::new("p", id);
+        let events = vec![Event::new(at, at, EventKind::Viewinit)];
+        t.ingest(&key, Protocol::Native, meta, events, at, || {
+            Ok::<_, ()>(Vec::new())
+        })
+        .unwrap()
+        .summary
+    }
+
+    /// Sessions with the same metadata but their ids share one copy; a
+    /// change makes another; summaries carry each session's own ids; a sweep
+    /// forgets what closed sessions used.
+    #[test]
+    fn shared_metadata_is_interned_and_swept() {
+        let mut t = Tracker::new();
+        for i in 0..100 {
+            let s = ingest(
+                &mut t,
+                &format!("s{i}"),
+                &meta(&format!("u{i}"), "Chrome"),
+                1_000,
+            );
+            assert_eq!(s.meta, meta(&format!("u{i}"), "Chrome"));
+        }
+        assert_eq!(t.distinct_metas(), 1);
+        // Same again, and the viewer id alone: nothing new to share.
+        ingest(&mut t, "s1", &meta("u1", "Chrome"), 2_000);
+        assert_eq!(t.distinct_metas(), 1);
+        let s = ingest(&mut t, "s2", &meta("u2", "Firefox"), 2_000);
+        assert_eq!(s.meta, meta("u2", "Firefox"));
+        assert_eq!(t.distinct_metas(), 2);
+        assert_eq!(
+            t.get(&SessionKey::new("p", "s1")).unwrap().meta(),
+            meta("u1", "Chrome")
+        );
+        // Every session times out; the sweep (every SWEEP_EVERY passes) empties the interner.
+        let mut closed = 0;
+        for k in 0..SWEEP_EVERY {
+            closed += t.expire(1_000_000_000 + Millis::from(k)).len();
+        }
+        assert_eq!(closed, 100);
+        assert_eq!(t.distinct_metas(), 0);
     }
 }

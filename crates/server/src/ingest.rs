@@ -218,7 +218,7 @@ fn derived_groups(tracker: &Tracker) -> HashMap<(String, String), (i64, String)>
         if s.protocol != Protocol::Pixel {
             continue;
         }
-        let Some(group) = pixel_group(&s.meta) else {
+        let Some(group) = pixel_group(&s.meta()) else {
             continue;
         };
         let started = s.playback.first_t().unwrap_or(s.last_received_at);

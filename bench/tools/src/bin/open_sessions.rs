@@ -113,7 +113,9 @@ fn main() -> anyhow::Result<()> {
                     ),
                     Kind::Adobe => ("/api/v1/sessions", adobe::session_start(j, ts), 201),
                 };
-                let raw = http::post(path, "application/json", http::USER_AGENT, &body);
+                // Eight user agents: eight browser/OS/device combinations.
+                let agent = http::USER_AGENTS[(j % 8) as usize];
+                let raw = http::post(path, "application/json", agent, &body);
                 loop {
                     let resp = conn.request(&raw)?;
                     if resp.status == 503 {
