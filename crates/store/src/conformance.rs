@@ -344,6 +344,38 @@ pub fn session_round_trip(make: MakeStore<'_>) {
         "a stored summary must come back unchanged"
     );
 
+    // New events on the open session: what changes is what most updates change.
+    s.last_event_at = T0 + 30_000;
+    s.last_received_at = T0 + 30_500;
+    s.metrics.playing_time_ms += 1_000.0;
+    s.metrics.failed = true;
+    w.begin().expect("begin");
+    w.put_session(&s).expect("put_session");
+    w.commit().expect("commit");
+    assert_eq!(store.session(&k).expect("session").as_ref(), Some(&s));
+    // An earlier event moves its start, and its ids change: the row and the
+    // indexes that find it follow.
+    s.started_at = T0 - 5_000;
+    s.meta.video_id = Some("video-2".into());
+    s.meta.viewer_id = None;
+    w.begin().expect("begin");
+    w.put_session(&s).expect("put_session");
+    w.commit().expect("commit");
+    assert_eq!(store.session(&k).expect("session").as_ref(), Some(&s));
+    let listed = |from: Millis, to: Millis| {
+        let page = store
+            .list_sessions(&SessionQuery {
+                filters: Filters::new(PROP, from, to),
+                failed: None,
+                limit: 10,
+                cursor: None,
+            })
+            .expect("list_sessions");
+        page.sessions.len()
+    };
+    assert_eq!(listed(T0 - 5_000, T0 - 4_999), 1, "found at its new start");
+    assert_eq!(listed(T0, T0 + 1), 0, "not at its old start");
+
     s.open = false;
     s.state = PlayerState::Ended;
     s.ended_at = Some(T0 + 70_000);
