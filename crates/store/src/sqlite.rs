@@ -1451,15 +1451,18 @@ mod tests {
         assert_eq!(tier_plan(&f(&[]), &by(Dimension::ViewerId)), None);
         let video = (Dimension::VideoId, &["v"][..]);
         assert_eq!(
-            tier_plan(&f(&[video.clone()]), &by(Dimension::Property)),
+            tier_plan(&f(std::slice::from_ref(&video)), &by(Dimension::Property)),
             Some(plan("video_id", Some(&["v"]), false))
         );
         assert_eq!(
-            tier_plan(&f(&[video.clone()]), &by(Dimension::VideoId)),
+            tier_plan(&f(std::slice::from_ref(&video)), &by(Dimension::VideoId)),
             Some(plan("video_id", Some(&["v"]), false))
         );
         // Two dimensions, filtered or filtered and grouped: session rows.
-        assert_eq!(tier_plan(&f(&[video.clone()]), &by(Dimension::Os)), None);
+        assert_eq!(
+            tier_plan(&f(std::slice::from_ref(&video)), &by(Dimension::Os)),
+            None
+        );
         let chrome = (Dimension::Browser, &["Chrome"][..]);
         assert_eq!(tier_plan(&f(&[video.clone(), chrome]), &GroupBy::All), None);
         let empty = (Dimension::Browser, &[""][..]);
