@@ -631,51 +631,7 @@ impl StoreWriter for SqliteWriter {
         // and indexed columns but `last_received_at` are as stored, and
         // updating only what changed spares the rewrite of two index
         // entries (about 40 % of the upsert, `bench/RESULTS.md`).
-        let updated = self
-            .conn
-            .prepare_cached(
-                "UPDATE sessions SET failed = ?1, last_event_at = ?2, last_received_at = ?3,
-                                     ended_at = ?4, summary = ?5
-                 WHERE property = ?6 AND id = ?7 AND protocol = ?8 AND video_id IS ?9
-                   AND viewer_id IS ?10 AND open = ?11 AND started_at = ?12 AND playback = ?13",
-            )?
-            .execute(params![
-                s.metrics.failed,
-                s.last_event_at,
-                s.last_received_at,
-                s.ended_at,
-                summary,
-                s.key.property,
-                s.key.session_id,
-                s.protocol.as_str(),
-                s.meta.video_id,
-                s.meta.viewer_id,
-                s.open,
-                s.started_at,
-                s.is_playback(),
-            ])?;
-        if updated == 1 {
-            return Ok(());
-        }
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO sessions (property, id, protocol, video_id, viewer_id, open, failed,
-                                   started_at, last_event_at, last_received_at, ended_at, summary,
-                                   playback)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (property, id) DO UPDATE SET
-                protocol = excluded.protocol,
-                video_id = excluded.video_id,
-                viewer_id = excluded.viewer_id,
-                open = excluded.open,
-                failed = excluded.failed,
-                started_at = excluded.started_at,
-                last_event_at = excluded.last_event_at,
-                last_received_at = excluded.last_received_at,
-                ended_at = excluded.ended_at,
-                summary = excluded.summary,
-                playback = excluded.playback",
-        )?;
-        stmt.execute(params![
+        let row = params![
             s.key.property,
             s.key.session_id,
             s.protocol.as_str(),
@@ -689,7 +645,39 @@ impl StoreWriter for SqliteWriter {
             s.ended_at,
             summary,
             s.is_playback(),
-        ])?;
+        ];
+        let updated = self
+            .conn
+            .prepare_cached(
+                "UPDATE sessions SET failed = ?7, last_event_at = ?9, last_received_at = ?10,
+                                     ended_at = ?11, summary = ?12
+                 WHERE property = ?1 AND id = ?2 AND protocol = ?3 AND video_id IS ?4
+                   AND viewer_id IS ?5 AND open = ?6 AND started_at = ?8 AND playback = ?13",
+            )?
+            .execute(row)?;
+        if updated == 1 {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sessions (property, id, protocol, video_id, viewer_id, open, failed,
+                                       started_at, last_event_at, last_received_at, ended_at,
+                                       summary, playback)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (property, id) DO UPDATE SET
+                    protocol = excluded.protocol,
+                    video_id = excluded.video_id,
+                    viewer_id = excluded.viewer_id,
+                    open = excluded.open,
+                    failed = excluded.failed,
+                    started_at = excluded.started_at,
+                    last_event_at = excluded.last_event_at,
+                    last_received_at = excluded.last_received_at,
+                    ended_at = excluded.ended_at,
+                    summary = excluded.summary,
+                    playback = excluded.playback",
+            )?
+            .execute(row)?;
         Ok(())
     }
 
