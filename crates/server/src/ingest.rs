@@ -50,12 +50,7 @@ pub enum Requirement {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IngestOutcome {
     /// Stored (`accepted`) or recognised as already stored (`duplicates`).
-    Applied {
-        accepted: usize,
-        duplicates: usize,
-        /// The session after the request.
-        session: Box<SessionSummary>,
-    },
+    Applied { accepted: usize, duplicates: usize },
     /// The session was closed before: nothing stored.
     SessionClosed,
     /// `Requirement::MustExist` and no such session: nothing stored.
@@ -492,13 +487,12 @@ impl Writer {
             // Only duplicates. A session that is neither open (tracker) nor
             // closed (checked above) has no stored events, so it cannot
             // own a duplicate: no store read is needed on the writer.
-            let Some(session) = self.tracker.get(key).map(|s| s.summary(key, None)) else {
+            if !self.tracker.is_open(key) {
                 return Ok(IngestOutcome::UnknownSession);
-            };
+            }
             return Ok(IngestOutcome::Applied {
                 accepted,
                 duplicates,
-                session: Box::new(session),
             });
         }
         let writer = &mut self.writer;
@@ -510,11 +504,11 @@ impl Writer {
         if ingested.closed.is_some() {
             self.writer.add_to_rollup(&ingested.summary)?;
         }
-        self.pending.insert(key.clone(), ingested.summary.clone());
+        // Moved, not cloned: the row is all that needs the summary.
+        self.pending.insert(key.clone(), ingested.summary);
         Ok(IngestOutcome::Applied {
             accepted,
             duplicates,
-            session: Box::new(ingested.summary),
         })
     }
 
