@@ -327,3 +327,45 @@ fn a_version_1_database_is_migrated() {
         .unwrap();
     assert_eq!(listed.sessions.len(), 3);
 }
+
+/// Summaries are stored as MessagePack BLOBs; a summary stored as JSON text
+/// by an earlier build reads back the same, in a single read and in lists
+/// and aggregates.
+#[test]
+fn summaries_stored_as_json_by_earlier_builds_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+    fill(&store);
+    let key = SessionKey::new("p", "closed");
+    let stored = store.session(&key).unwrap().unwrap();
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let kinds: Vec<String> = conn
+        .prepare("SELECT typeof(summary) FROM sessions ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(kinds, ["blob", "blob"]);
+    conn.execute(
+        "UPDATE sessions SET summary = ?1 WHERE id = 'closed'",
+        [serde_json::to_string(&stored).unwrap()],
+    )
+    .unwrap();
+    assert_eq!(store.session(&key).unwrap().as_ref(), Some(&stored));
+    let minute = T0.div_euclid(60_000) * 60_000;
+    let range = Filters::new("p", minute - 60_000, minute + 120_000);
+    let listed = store
+        .list_sessions(&SessionQuery {
+            filters: range.clone(),
+            failed: None,
+            limit: 10,
+            cursor: None,
+        })
+        .unwrap();
+    assert!(listed.sessions.contains(&stored));
+    assert_eq!(
+        store.aggregate(&range, &GroupBy::All).unwrap()[&GroupKey::All].views,
+        2
+    );
+}
