@@ -13,5 +13,7 @@ pub mod config;
 pub mod load;
 pub mod ping_viewer;
 pub mod player_messages_viewer;
+#[cfg(test)]
+mod real_server;
 pub mod user_activity_viewer;
 pub mod viewer;

@@ -1125,11 +1125,13 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::real_server::RealServer;
     use hyper::header::HeaderValue;
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
     use hyper::{Response, StatusCode};
     use hyper_util::rt::TokioIo;
+    use playhead_server::ServerConfig;
     use std::collections::{HashMap, HashSet};
     use std::convert::Infallible;
     use std::net::SocketAddr;
@@ -1735,20 +1737,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ping_players_against_the_real_server() {
-        use playhead_server::{app, AppState, ServerConfig, SystemClock};
-        use playhead_store::{FsyncPolicy, SqliteStore};
-
         const READ: &str = "rk_ping_load_0123456789";
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
         let mut config = ServerConfig::single("default", KEY, READ);
         config.admin_key = Some("ak_ping_load".into());
-        let state = AppState::start(config, Arc::new(store), Arc::new(SystemClock)).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, app(state)).await });
+        let server = RealServer::start(config, READ).await;
 
-        let mut opts = options(addr, Duration::from_secs(3));
+        let mut opts = options(server.addr, Duration::from_secs(3));
         opts.protocol = Protocol::Ping;
         opts.admin_key = "ak_ping_load".into();
         opts.viewers = 10;
@@ -1766,18 +1760,9 @@ mod tests {
             "pings follow each preplay: {report}"
         );
 
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        let request = Request::get(format!(
-            "http://{addr}/data/v1/metrics/breakdown?metric=views&by=protocol"
-        ))
-        .header("Authorization", format!("Bearer {READ}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-        let response = client.request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let breakdown: Value = serde_json::from_slice(&body).unwrap();
+        let breakdown = server
+            .get_json("/data/v1/metrics/breakdown?metric=views&by=protocol")
+            .await;
         let ping = breakdown["rows"]
             .as_array()
             .unwrap()
@@ -1791,7 +1776,6 @@ mod tests {
             views >= 10 && views <= report.sessions,
             "{views} vs {report}"
         );
-        server.abort();
     }
 
     #[tokio::test]
@@ -1904,23 +1888,10 @@ mod tests {
     /// up as `media_collection` views.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn adobe_players_against_the_real_server() {
-        use playhead_server::{app, AppState, ServerConfig, SystemClock};
-        use playhead_store::{FsyncPolicy, SqliteStore};
-
         const READ: &str = "rk_load_test_0123456789";
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
-        let state = AppState::start(
-            ServerConfig::single("default", KEY, READ),
-            Arc::new(store),
-            Arc::new(SystemClock),
-        )
-        .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, app(state)).await });
+        let server = RealServer::start(ServerConfig::single("default", KEY, READ), READ).await;
 
-        let mut opts = media_options(addr, Duration::from_secs(3));
+        let mut opts = media_options(server.addr, Duration::from_secs(3));
         opts.viewers = 10;
         opts.speed = 100.0;
         let report = bounded(run(opts)).await.unwrap();
@@ -1934,18 +1905,9 @@ mod tests {
         assert_eq!(status("201"), report.sessions, "{report}");
         assert!(report.sessions >= 10, "{report}");
 
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        let request = Request::get(format!(
-            "http://{addr}/data/v1/metrics/breakdown?metric=views&by=protocol"
-        ))
-        .header("Authorization", format!("Bearer {READ}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-        let response = client.request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let breakdown: Value = serde_json::from_slice(&body).unwrap();
+        let breakdown = server
+            .get_json("/data/v1/metrics/breakdown?metric=views&by=protocol")
+            .await;
         let rows = breakdown["rows"].as_array().unwrap();
         let media = rows
             .iter()
@@ -1956,7 +1918,6 @@ mod tests {
             Some(report.sessions),
             "{breakdown}"
         );
-        server.abort();
     }
 
     #[tokio::test]

@@ -803,27 +803,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn load_against_the_real_server() {
         use crate::load::{run, LoadOptions};
-        use http_body_util::{BodyExt, Full};
-        use hyper::body::Bytes;
-        use hyper_util::client::legacy::{connect::HttpConnector, Client};
-        use hyper_util::rt::TokioExecutor;
-        use playhead_server::{app, AppState, ServerConfig, SystemClock};
-        use playhead_store::{FsyncPolicy, SqliteStore};
-        use std::sync::Arc;
+        use crate::real_server::RealServer;
+        use playhead_server::ServerConfig;
 
         const KEY: &str = "ik_uav_load_test_0123456789";
         const READ: &str = "rk_uav_load_test_0123456789";
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
-        let state = AppState::start(
-            ServerConfig::single("default", KEY, READ),
-            Arc::new(store),
-            Arc::new(SystemClock),
-        )
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, app(state)).await });
+        let server = RealServer::start(ServerConfig::single("default", KEY, READ), READ).await;
+        let addr = server.addr;
 
         let opts = LoadOptions {
             target: format!("http://{addr}"),
@@ -848,20 +834,13 @@ mod tests {
         assert_eq!(report.events, report.requests, "{report}");
         assert!(report.sessions >= 8, "{report}");
 
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        let request = hyper::Request::get(format!(
-            "http://{addr}/data/v1/metrics/breakdown?metric=views&by=content_type&from=0&to={}",
-            // Timestamps keep real rate: at speed 200 they run ahead of the clock.
-            i64::MAX / 4
-        ))
-        .header("Authorization", format!("Bearer {READ}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-        let response = client.request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let breakdown: Value = serde_json::from_slice(&body).unwrap();
+        // Timestamps keep real rate: at speed 200 they run ahead of the clock.
+        let to = i64::MAX / 4;
+        let breakdown = server
+            .get_json(&format!(
+                "/data/v1/metrics/breakdown?metric=views&by=content_type&from=0&to={to}"
+            ))
+            .await;
         let views = |key: &str| {
             breakdown["rows"]
                 .as_array()
@@ -873,19 +852,12 @@ mod tests {
         assert_eq!(views("live") + views("vod"), report.sessions, "{breakdown}");
         // App sessions are no views: in no breakdown row, but still listed.
         assert_eq!(views("app"), 0, "app sessions are not views: {breakdown}");
-        let request = hyper::Request::get(format!(
-            "http://{addr}/data/v1/sessions?content_type=app&limit=1000&from=0&to={}",
-            i64::MAX / 4
-        ))
-        .header("Authorization", format!("Bearer {READ}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-        let response = client.request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let listed: Value = serde_json::from_slice(&body).unwrap();
+        let listed = server
+            .get_json(&format!(
+                "/data/v1/sessions?content_type=app&limit=1000&from=0&to={to}"
+            ))
+            .await;
         let app_sessions = listed["sessions"].as_array().unwrap().len() as u64;
         assert!(app_sessions >= 8, "app sessions listed: {listed}");
-        server.abort();
     }
 }
