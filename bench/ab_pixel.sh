@@ -24,12 +24,7 @@ STAMP=$(date +%s)
 round() {
   local bin=$1 raw=$2 c0 c1 t0 t1
   new_tmp
-  PORT=$(free_port)
-  PLAYHEAD_FSYNC=always RUST_LOG=warn \
-    start_bg taskset -c 0 "$bin" serve --listen "127.0.0.1:$PORT" --data-dir "$TMP_DIR/data" \
-    > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
-  SERVER=$BG_PID
-  wait_listening "$TMP_DIR/server.out"
+  serve_playhead "$bin" "$TMP_DIR/data" "$TMP_DIR/server"
   c0=$(cpu_ticks "$SERVER"); t0=$(date +%s.%N)
   taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency \
     -s bench/pixel_check.lua "http://127.0.0.1:$PORT" -- "$AUDIENCE" > "$raw"

@@ -61,16 +61,35 @@ ensure_cmd() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Wait until a server prints `listening on` to $1 (10 s at most).
+# Wait until a server prints `listening on` to $1 ($2 seconds at most,
+# default 10).
 wait_listening() {
   local out=$1 _
-  for _ in $(seq 100); do
+  for _ in $(seq $((${2:-10} * 10))); do
     grep -q '^listening on' "$out" 2>/dev/null && return 0
     sleep 0.1
   done
   echo "the server did not start; its output:" >&2
   cat "$out" "${out%.*}.err" 2>/dev/null >&2 || true
   return 1
+}
+
+# Start `playhead serve` for a run: binary $1, data dir $2, output to
+# $3.out and $3.err; any further arguments wrap the command (a profiler).
+# Pinned to CPU 0, on a free port, fsync always unless PLAYHEAD_FSYNC says
+# otherwise, warnings only, the bench keys; other PLAYHEAD_* variables set by
+# the caller pass through. Waits until it listens (60 s at most, for
+# profilers); sets PORT and SERVER.
+serve_playhead() {
+  local bin=$1 data=$2 log=$3
+  shift 3
+  PORT=$(free_port)
+  PLAYHEAD_FSYNC=${PLAYHEAD_FSYNC:-always} PLAYHEAD_INGEST_KEY=$BENCH_INGEST_KEY \
+    PLAYHEAD_READ_KEY=$BENCH_READ_KEY PLAYHEAD_ADMIN_KEY=$BENCH_ADMIN_KEY RUST_LOG=warn \
+    start_bg taskset -c 0 "$@" "$bin" serve --listen "127.0.0.1:$PORT" --data-dir "$data" \
+    > "$log.out" 2> "$log.err"
+  SERVER=$BG_PID
+  wait_listening "$log.out" 60
 }
 
 # Wait until something accepts connections on 127.0.0.1:$1 (10 s at most).

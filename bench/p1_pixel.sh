@@ -41,12 +41,7 @@ STAMP=$(date +%s)
 
 start_playhead() {
   new_tmp
-  PORT=$(free_port)
-  PLAYHEAD_FSYNC=always RUST_LOG=warn \
-    start_bg taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$TMP_DIR/data" \
-    > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
-  SERVER=$BG_PID
-  wait_listening "$TMP_DIR/server.out"
+  serve_playhead "$BIN" "$TMP_DIR/data" "$TMP_DIR/server"
 }
 
 start_nginx() {

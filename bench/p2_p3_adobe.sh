@@ -47,13 +47,7 @@ SIDS=""
 start_playhead() {
   new_tmp
   local dir=$TMP_DIR
-  PORT=$(free_port)
-  PLAYHEAD_FSYNC=always PLAYHEAD_INGEST_KEY=$BENCH_INGEST_KEY PLAYHEAD_READ_KEY=$BENCH_READ_KEY \
-    PLAYHEAD_ADMIN_KEY=$BENCH_ADMIN_KEY RUST_LOG=warn \
-    start_bg taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$dir/data" \
-    > "$dir/server.out" 2> "$dir/server.err"
-  SERVER=$BG_PID
-  wait_listening "$dir/server.out"
+  serve_playhead "$BIN" "$dir/data" "$dir/server"
   SIDS=$dir/sids.txt
   taskset -c 1 "$OPEN" --target "127.0.0.1:$PORT" --protocol adobe --count "$SESSIONS" \
     --sids-out "$SIDS" >&2

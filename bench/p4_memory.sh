@@ -40,13 +40,7 @@ rows=()
 for proto in native adobe; do
   new_tmp
   dir=$TMP_DIR
-  PORT=$(free_port)
-  PLAYHEAD_FSYNC=always PLAYHEAD_INGEST_KEY=$BENCH_INGEST_KEY PLAYHEAD_READ_KEY=$BENCH_READ_KEY \
-    PLAYHEAD_ADMIN_KEY=$BENCH_ADMIN_KEY RUST_LOG=warn \
-    start_bg taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$dir/data" \
-    > "$dir/server.out" 2> "$dir/server.err"
-  SERVER=$BG_PID
-  wait_listening "$dir/server.out"
+  serve_playhead "$BIN" "$dir/data" "$dir/server"
   open_args=(--target "127.0.0.1:$PORT" --protocol "$proto" --ingest-key "$BENCH_INGEST_KEY")
   started=$(date +%s)
   taskset -c 1 "$OPEN" "${open_args[@]}" --count "$WARMUP" --first 0 >&2

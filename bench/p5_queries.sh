@@ -46,13 +46,7 @@ fi
 BUILD=$(cat "$DATA/build.txt")
 
 new_tmp
-PORT=$(free_port)
-PLAYHEAD_READ_KEY=$BENCH_READ_KEY PLAYHEAD_INGEST_KEY=$BENCH_INGEST_KEY PLAYHEAD_ADMIN_KEY=$BENCH_ADMIN_KEY \
-  PLAYHEAD_REQUEST_TIMEOUT_S=3600 RUST_LOG=warn \
-  start_bg taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA/store" \
-  > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
-SERVER=$BG_PID
-wait_listening "$TMP_DIR/server.out"
+PLAYHEAD_REQUEST_TIMEOUT_S=3600 serve_playhead "$BIN" "$DATA/store" "$TMP_DIR/server"
 echo "warm-up round (not counted)" >&2
 taskset -c 1 "$P5" bench --target "127.0.0.1:$PORT" --read-key "$BENCH_READ_KEY" \
   --raw "$DATA/raw.sqlite" --rounds 1 > /dev/null

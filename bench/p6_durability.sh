@@ -19,29 +19,20 @@ mkdir -p "$OUT"
 command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
 cargo build --release -q -p playhead
 BIN=target/release/playhead
-KEY=bench-ingest-key
-READ=bench-read-key-0123456789abcdef
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
 
 run_round() { # $1 = always|off ; prints events/s
-  local fsync=$1 port dir pid line eps
-  port=$(free_port)
+  local fsync=$1 dir eps
   dir=$(mktemp -d)
-  PLAYHEAD_FSYNC=$fsync PLAYHEAD_INGEST_KEY=$KEY PLAYHEAD_READ_KEY=$READ RUST_LOG=warn \
-    taskset -c 0 "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir" > "$dir/stdout" 2> "$dir/stderr" &
-  pid=$!
-  for _ in $(seq 100); do grep -q '^listening on' "$dir/stdout" 2>/dev/null && break; sleep 0.1; done
-  taskset -c 1 "$BIN" load --target "http://127.0.0.1:$port" --protocol native \
-    --viewers "$VIEWERS" --duration "$SECS" --speed "$SPEED" --ingest-key "$KEY" > "$dir/load.txt"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  PLAYHEAD_FSYNC=$fsync serve_playhead "$BIN" "$dir/data" "$dir/server" >&2
+  taskset -c 1 "$BIN" load --target "http://127.0.0.1:$PORT" --protocol native \
+    --viewers "$VIEWERS" --duration "$SECS" --speed "$SPEED" --ingest-key "$BENCH_INGEST_KEY" > "$dir/load.txt"
+  stop_bg "$SERVER"
   eps=$(awk '/^events/ {print $3}' "$dir/load.txt" | tr -d '/s')
   cp "$dir/load.txt" "$OUT/p6-$fsync-$(date +%s).txt"
   rm -rf "$dir"
   echo "$eps"
 }
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 on=(); off=()
 for r in $(seq "$ROUNDS"); do

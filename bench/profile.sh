@@ -41,19 +41,7 @@ PREFIX=$OUT/profile-$WHAT-$STAMP
 start_server() {
   local data=$1
   shift
-  PORT=$(free_port)
-  PLAYHEAD_FSYNC=always PLAYHEAD_INGEST_KEY=$BENCH_INGEST_KEY PLAYHEAD_READ_KEY=$BENCH_READ_KEY \
-    PLAYHEAD_ADMIN_KEY=$BENCH_ADMIN_KEY PLAYHEAD_REQUEST_TIMEOUT_S=3600 RUST_LOG=warn \
-    start_bg taskset -c 0 "$@" "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$data" \
-    > "$PREFIX.server.out" 2> "$PREFIX.server.err"
-  SERVER=$BG_PID
-  for _ in $(seq 600); do
-    grep -q '^listening on' "$PREFIX.server.out" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server did not start" >&2
-  cat "$PREFIX.server.err" >&2
-  exit 1
+  PLAYHEAD_REQUEST_TIMEOUT_S=3600 serve_playhead "$BIN" "$data" "$PREFIX.server" "$@" || exit 1
 }
 
 annotate() {
