@@ -227,21 +227,20 @@ pub struct Aggregate {
     pub smoothness_score: Mean,
     pub playback_success_score: Mean,
     pub viewer_experience_score: Mean,
+    /// The sketches are stored apart from the sums ([`Aggregate::encode`]).
+    #[serde(skip)]
     pub startup: Quantiles,
+    #[serde(skip)]
     pub viewers: Distinct,
     /// Distinct viewers of the sessions with `played` (the vendor's "unique plays").
-    #[serde(default)]
+    #[serde(skip)]
     pub play_viewers: Distinct,
     /// Error count by code.
     pub errors: BTreeMap<String, u64>,
     /// Adobe vendor sums (`spec/protocols.md` §2 "Metrics as the vendor defines them").
-    #[serde(default)]
     pub content_starts: u64,
-    #[serde(default)]
     pub media_time_spent_ms: f64,
-    #[serde(default)]
     pub stall_count: u64,
-    #[serde(default)]
     pub resumes: u64,
 }
 
@@ -302,14 +301,13 @@ impl Aggregate {
     /// Binary encoding for storage: (sums, sketches), read back by
     /// [`Aggregate::decode`].
     pub fn encode(&self) -> (Vec<u8>, Vec<u8>) {
-        let sums = self.clone_sums();
         let sketches = SketchesRef {
             startup: &self.startup,
             viewers: &self.viewers,
             play_viewers: &self.play_viewers,
         };
         (
-            bincode::serialize(&sums).expect("an aggregate always encodes"),
+            bincode::serialize(self).expect("an aggregate always encodes"),
             bincode::serialize(&sketches).expect("sketches always encode"),
         )
     }
@@ -325,40 +323,6 @@ impl Aggregate {
             agg.play_viewers = s.play_viewers;
         }
         Ok(agg)
-    }
-
-    /// A copy without the sketches (cheap: no sketch is cloned).
-    fn clone_sums(&self) -> Aggregate {
-        Aggregate {
-            views: self.views,
-            plays: self.plays,
-            play_requested: self.play_requested,
-            failed: self.failed,
-            exit_before_start: self.exit_before_start,
-            completed: self.completed,
-            watch_time_ms: self.watch_time_ms,
-            playing_time_ms: self.playing_time_ms,
-            rebuffer_time_ms: self.rebuffer_time_ms,
-            rebuffer_count: self.rebuffer_count,
-            bitrate_weighted: self.bitrate_weighted,
-            bitrate_time_ms: self.bitrate_time_ms,
-            ad_impressions: self.ad_impressions,
-            ads_started: self.ads_started,
-            ads_completed: self.ads_completed,
-            ad_quartiles: self.ad_quartiles,
-            startup_score: self.startup_score,
-            smoothness_score: self.smoothness_score,
-            playback_success_score: self.playback_success_score,
-            viewer_experience_score: self.viewer_experience_score,
-            startup: Quantiles::default(),
-            viewers: Distinct::default(),
-            play_viewers: Distinct::default(),
-            errors: self.errors.clone(),
-            content_starts: self.content_starts,
-            media_time_spent_ms: self.media_time_spent_ms,
-            stall_count: self.stall_count,
-            resumes: self.resumes,
-        }
     }
 }
 
