@@ -236,11 +236,7 @@ pub fn concurrency_from_spans<S: Store + ?Sized>(
     start: Millis,
     interval: Millis,
 ) -> Result<Vec<u64>> {
-    if interval <= 0 {
-        return Err(StoreError::Other(format!(
-            "interval must be positive, got {interval}"
-        )));
-    }
+    check_interval(interval)?;
     let spans = store.session_spans(filters)?;
     Ok(concurrency::sweep(
         &spans,
@@ -249,6 +245,16 @@ pub fn concurrency_from_spans<S: Store + ?Sized>(
         filters.to,
         interval,
     ))
+}
+
+/// A timeseries interval must be positive.
+pub(crate) fn check_interval(interval: Millis) -> Result<()> {
+    if interval <= 0 {
+        return Err(StoreError::Other(format!(
+            "interval must be positive, got {interval}"
+        )));
+    }
+    Ok(())
 }
 
 /// The write path, used by one thread. All writes between `begin` and

@@ -386,11 +386,7 @@ impl Store for SqliteStore {
         parts: Parts,
     ) -> Result<BTreeMap<GroupKey, Aggregate>> {
         if let GroupBy::Interval(i) = group {
-            if *i <= 0 {
-                return Err(StoreError::Other(format!(
-                    "interval must be positive, got {i}"
-                )));
-            }
+            crate::check_interval(*i)?;
         }
         self.with_reader(|conn| {
             // One snapshot: a session closing or folded between the tier
@@ -400,35 +396,29 @@ impl Store for SqliteStore {
             let mut out = BTreeMap::new();
             let (from, to) = (filters.from, filters.to);
             let plan = tier_plan(filters, group).zip(whole_minutes(filters));
+            // Session rows next to the tiers: closed ones in the partial
+            // minutes at the edges, closed ones not yet folded, open ones.
+            let closed = "open = 0 AND started_at >= ? AND started_at < ?";
             let session_reads = match plan {
                 Some((plan, (lo, hi))) => {
                     merge_tiers(&tx, filters, group, &plan, lo, hi, parts, &mut out)?;
-                    let mut pending = SessionSql::playback("summary", filters);
-                    pending.and("open = 0 AND started_at >= ? AND started_at < ?", [lo, hi]);
-                    pending.each_summary_from(&tx, PENDING_SESSIONS, |s| {
-                        if filters.matches(&s) {
-                            add_grouped(&mut out, group, &s);
-                        }
-                        Ok(true)
-                    })?;
                     vec![
+                        ("sessions", closed, [from, lo]),
+                        ("sessions", closed, [hi, to]),
+                        (PENDING_SESSIONS, closed, [lo, hi]),
                         (
-                            "open = 0 AND started_at >= ? AND started_at < ?",
-                            [from, lo],
-                        ),
-                        ("open = 0 AND started_at >= ? AND started_at < ?", [hi, to]),
-                        (
+                            "sessions",
                             "open = 1 AND started_at >= ? AND started_at < ?",
                             [from, to],
                         ),
                     ]
                 }
-                None => vec![("started_at >= ? AND started_at < ?", [from, to])],
+                None => vec![("sessions", "started_at >= ? AND started_at < ?", [from, to])],
             };
-            for (cond, params) in session_reads {
+            for (table, cond, params) in session_reads {
                 let mut sql = SessionSql::playback("summary", filters);
                 sql.and(cond, params);
-                sql.each_summary(&tx, |s| {
+                sql.each_summary_from(&tx, table, |s| {
                     if filters.matches(&s) {
                         add_grouped(&mut out, group, &s);
                     }
