@@ -758,8 +758,8 @@ fn fold_pending(conn: &Connection, max_sessions: usize) -> Result<usize> {
                 dims.push((column, v));
             }
         }
-        let end = s.ended_at.unwrap_or(s.last_event_at);
-        for (t, d) in [(s.started_at, 1), (end.saturating_add(1), -1)] {
+        let span = (s.started_at, s.ended_at.unwrap_or(s.last_event_at));
+        for (t, d) in concurrency::changes([span]) {
             let minute = t.div_euclid(MINUTE_MS) * MINUTE_MS;
             changes
                 .entry((s.key.property.clone(), minute))
