@@ -459,29 +459,31 @@ impl Store for SqliteStore {
     }
 
     fn concurrency(&self, filters: &Filters, start: Millis, interval: Millis) -> Result<Vec<u64>> {
+        crate::check_interval(interval)?;
         // Kept by property only: with any other filter (or a property
         // filter leaving this one out), from every session's span.
-        if !filters.dimensions.is_empty() || interval <= 0 {
+        if !filters.dimensions.is_empty() {
             return crate::concurrency_from_spans(self, filters, start, interval);
         }
         self.with_reader(|conn| {
             let tx = conn.transaction()?;
+            // The spans the `concurrency` rows do not hold yet: open
+            // sessions (to their last event) and closed ones not yet folded.
             let mut spans = Vec::new();
-            let mut stmt = tx.prepare_cached(
+            for sql in [
                 "SELECT started_at, last_event_at FROM sessions
-                 WHERE property = ?1 AND playback = 1 AND open = 1",
-            )?;
-            let rows = stmt.query_map([&filters.property], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            for span in rows {
-                spans.push(span?);
-            }
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT started_at, COALESCE(ended_at, last_event_at) FROM {PENDING_SESSIONS}
-                 WHERE property = ?1 AND playback = 1 AND open = 0"
-            ))?;
-            let rows = stmt.query_map([&filters.property], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            for span in rows {
-                spans.push(span?);
+                 WHERE property = ?1 AND playback = 1 AND open = 1"
+                    .to_owned(),
+                format!(
+                    "SELECT started_at, COALESCE(ended_at, last_event_at) FROM {PENDING_SESSIONS}
+                     WHERE property = ?1 AND playback = 1 AND open = 0"
+                ),
+            ] {
+                let mut stmt = tx.prepare_cached(&sql)?;
+                let rows = stmt.query_map([&filters.property], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                for span in rows {
+                    spans.push(span?);
+                }
             }
             let extra = concurrency::changes(spans);
             tier_concurrency(
