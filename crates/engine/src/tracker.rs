@@ -70,7 +70,7 @@ impl CompactMeta {
                 }
             }
         }
-        if changes_shared(&self.shared, newer) {
+        if self.shared.merge_changes_beyond_ids(newer) {
             let mut merged = (*self.shared).clone();
             merged.merge(newer);
             merged.video_id = None;
@@ -86,26 +86,6 @@ impl CompactMeta {
             ..(*self.shared).clone()
         }
     }
-}
-
-/// Whether merging `newer` into `shared` changes anything but the ids.
-fn changes_shared(shared: &SessionMeta, newer: &SessionMeta) -> bool {
-    fn differs<T: PartialEq>(old: &Option<T>, new: &Option<T>) -> bool {
-        new.is_some() && new != old
-    }
-    (!newer.kind.is_playback() && newer.kind != shared.kind)
-        || differs(&shared.duration_s, &newer.duration_s)
-        || differs(&shared.content_type, &newer.content_type)
-        || differs(&shared.player_name, &newer.player_name)
-        || differs(&shared.player_version, &newer.player_version)
-        || newer
-            .dimensions
-            .iter()
-            .any(|(k, v)| shared.dimensions.get(k) != Some(v))
-        || newer
-            .custom
-            .iter()
-            .any(|(k, v)| shared.custom.get(k) != Some(v))
 }
 
 /// One shared copy of each distinct metadata in use.

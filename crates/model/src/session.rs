@@ -101,6 +101,28 @@ impl SessionMeta {
         }
     }
 
+    /// Whether [`SessionMeta::merge`]`(newer)` would change anything but
+    /// `video_id` and `viewer_id`, without merging (a request usually
+    /// repeats what its session already says).
+    pub fn merge_changes_beyond_ids(&self, newer: &SessionMeta) -> bool {
+        fn differs<T: PartialEq>(old: &Option<T>, new: &Option<T>) -> bool {
+            new.is_some() && new != old
+        }
+        (!newer.kind.is_playback() && newer.kind != self.kind)
+            || differs(&self.duration_s, &newer.duration_s)
+            || differs(&self.content_type, &newer.content_type)
+            || differs(&self.player_name, &newer.player_name)
+            || differs(&self.player_version, &newer.player_version)
+            || newer
+                .dimensions
+                .iter()
+                .any(|(k, v)| self.dimensions.get(k) != Some(v))
+            || newer
+                .custom
+                .iter()
+                .any(|(k, v)| self.custom.get(k) != Some(v))
+    }
+
     /// Whether this is a playback session, one that counts in aggregates.
     pub fn is_playback(&self) -> bool {
         self.kind.is_playback()
@@ -281,6 +303,72 @@ mod tests {
         assert_eq!(serde_json::to_string(&app).unwrap(), r#"{"kind":"app"}"#);
         let back: SessionMeta = serde_json::from_str(r#"{"kind":"app"}"#).unwrap();
         assert!(!back.is_playback());
+    }
+
+    /// `merge_changes_beyond_ids` says exactly whether `merge` changes
+    /// anything but the ids, field by field.
+    #[test]
+    fn merge_changes_beyond_ids_agrees_with_merge() {
+        let mut base = SessionMeta {
+            video_id: Some("v1".into()),
+            viewer_id: Some("u1".into()),
+            duration_s: Some(60.0),
+            content_type: Some("vod".into()),
+            player_name: Some("p".into()),
+            player_version: Some("1".into()),
+            ..SessionMeta::default()
+        };
+        base.dimensions.insert("browser".into(), "Chrome".into());
+        base.custom.insert("plan".into(), "gold".into());
+        type Edit = (&'static str, fn(&mut SessionMeta));
+        let edits: Vec<Edit> = vec![
+            ("nothing", |_| {}),
+            ("same fields again", |m| *m = m.clone()),
+            ("ids only", |m| {
+                m.video_id = Some("v2".into());
+                m.viewer_id = Some("u2".into());
+            }),
+            ("kind", |m| m.kind = SessionKind::App),
+            ("duration", |m| m.duration_s = Some(61.0)),
+            ("content type", |m| m.content_type = Some("live".into())),
+            ("player name", |m| m.player_name = Some("q".into())),
+            ("player version", |m| m.player_version = Some("2".into())),
+            ("a dimension's value", |m| {
+                m.dimensions.insert("browser".into(), "Safari".into());
+            }),
+            ("a new dimension", |m| {
+                m.dimensions.insert("os".into(), "Linux".into());
+            }),
+            ("a custom value", |m| {
+                m.custom.insert("plan".into(), "free".into());
+            }),
+            ("a new custom key", |m| {
+                m.custom.insert("show".into(), "news".into());
+            }),
+        ];
+        for (name, edit) in edits {
+            for start in [base.clone(), SessionMeta::default()] {
+                // A request saying only what it edits, and one saying everything.
+                let mut full = base.clone();
+                edit(&mut full);
+                let mut sparse = SessionMeta::default();
+                edit(&mut sparse);
+                for newer in [full, sparse] {
+                    let mut merged = start.clone();
+                    merged.merge(&newer);
+                    let ids = |m: &SessionMeta| SessionMeta {
+                        video_id: None,
+                        viewer_id: None,
+                        ..m.clone()
+                    };
+                    assert_eq!(
+                        start.merge_changes_beyond_ids(&newer),
+                        ids(&merged) != ids(&start),
+                        "{name}: {newer:?} into {start:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
