@@ -93,25 +93,19 @@ pub fn sweep(
     interval: Millis,
 ) -> Vec<u64> {
     let changes = changes(spans.iter().copied());
+    // The count just before `from`, then each bucket's peak on top of it.
+    let mut i = changes.partition_point(|c| c.0 < from);
+    let mut running: i64 = changes[..i].iter().map(|c| c.1).sum();
     let mut out = Vec::new();
-    let mut open: i64 = 0;
-    let mut i = 0;
     let mut b = start;
     while b < to {
-        let first = b.max(from);
-        while i < changes.len() && changes[i].0 <= first {
-            open += changes[i].1;
-            i += 1;
-        }
-        let mut max = open;
-        let next = b.saturating_add(interval).min(to);
-        while i < changes.len() && changes[i].0 < next {
-            open += changes[i].1;
-            max = max.max(open);
-            i += 1;
-        }
-        out.push(max.max(0) as u64);
-        b = next;
+        let (a, z) = (b.max(from), b.saturating_add(interval).min(to));
+        let j = changes.partition_point(|c| c.0 < z);
+        let (delta, peak) = bucket_peak(&changes[i..j], a, z);
+        out.push((running + peak).max(0) as u64);
+        running += delta;
+        i = j;
+        b = b.saturating_add(interval);
     }
     out
 }
