@@ -121,6 +121,9 @@ impl MetaInterner {
         });
     }
 
+    /// Distinct shared metadata kept for the open sessions (and, until the
+    /// next sweep, for recently closed ones).
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.by_hash.values().map(Vec::len).sum()
     }
@@ -231,11 +234,6 @@ impl Tracker {
         self.open.len()
     }
 
-    /// Distinct shared metadata kept for the open sessions (and, until the
-    /// next sweep, for recently closed ones).
-    pub fn distinct_metas(&self) -> usize {
-        self.metas.len()
-    }
 
     pub fn keys(&self) -> impl Iterator<Item = &SessionKey> {
         self.open.keys()
@@ -383,13 +381,13 @@ mod tests {
             );
             assert_eq!(s.meta, meta(&format!("u{i}"), "Chrome"));
         }
-        assert_eq!(t.distinct_metas(), 1);
+        assert_eq!(t.metas.len(), 1);
         // Same again, and the viewer id alone: nothing new to share.
         ingest(&mut t, "s1", &meta("u1", "Chrome"), 2_000);
-        assert_eq!(t.distinct_metas(), 1);
+        assert_eq!(t.metas.len(), 1);
         let s = ingest(&mut t, "s2", &meta("u2", "Firefox"), 2_000);
         assert_eq!(s.meta, meta("u2", "Firefox"));
-        assert_eq!(t.distinct_metas(), 2);
+        assert_eq!(t.metas.len(), 2);
         assert_eq!(
             t.get(&SessionKey::new("p", "s1")).unwrap().meta(),
             meta("u1", "Chrome")
@@ -400,6 +398,6 @@ mod tests {
             closed += t.expire(1_000_000_000 + Millis::from(k)).len();
         }
         assert_eq!(closed, 100);
-        assert_eq!(t.distinct_metas(), 0);
+        assert_eq!(t.metas.len(), 0);
     }
 }
