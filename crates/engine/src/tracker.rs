@@ -234,7 +234,6 @@ impl Tracker {
         self.open.len()
     }
 
-
     pub fn keys(&self) -> impl Iterator<Item = &SessionKey> {
         self.open.keys()
     }
