@@ -2,11 +2,17 @@
 //! owns the session tracker and the store's write path.
 //!
 //! Durability contract (DESIGN.md): a request's reply is sent only after the
-//! transaction holding its events committed. The writer drains whatever is
-//! queued (up to `max_group_commit` requests) into one transaction, so under
-//! load many requests share one fsync (group commit). When the queue is full
-//! `submit` fails at once with `Overloaded` (the route answers `503` +
-//! `Retry-After`): memory stays bounded by the queue's capacity.
+//! transaction holding its events committed and is on disk. The writer
+//! drains whatever is queued (up to `max_group_commit` requests) into one
+//! transaction, so under load many requests share one fsync (group commit).
+//! When the store pipelines commits ([`StoreWriter::pipeline`], the embedded
+//! store with `fsync = always`), the fsync runs on a thread of its own: the
+//! writer commits a group to the OS, hands its replies to the fsync thread
+//! and goes on with the next group, and one fsync answers every group
+//! committed before it started. When the queue is full `submit` fails at
+//! once with `Overloaded` (the route answers `503` + `Retry-After`): memory
+//! stays bounded by the queue's capacity, and by [`SYNC_QUEUE`] groups
+//! waiting for their fsync.
 //!
 //! The tracker is touched only by the writer thread, in the order requests
 //! were queued; if a transaction fails, its writes are rolled back and the
@@ -17,7 +23,7 @@ use crate::telemetry::Telemetry;
 use playhead_engine::tracker::CloseReason;
 use playhead_engine::Tracker;
 use playhead_model::{Batch, Protocol, SessionKey, SessionSummary};
-use playhead_store::{SessionStatus, Store, StoreError, StoreWriter};
+use playhead_store::{SessionStatus, Store, StoreError, StoreWriter, Syncer};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -36,6 +42,9 @@ const IN_REQUEST_ORDER_MASK: u64 = (1 << IN_REQUEST_ORDER_BITS) - 1;
 const EXPIRY_EVERY: Duration = Duration::from_secs(1);
 /// Most closed sessions folded into the rollups a second.
 const FOLD_BATCH: usize = 5_000;
+/// Committed groups that may wait for the fsync thread before the writer
+/// waits too (and the ingest queue, then `503`, takes the back-pressure).
+pub const SYNC_QUEUE: usize = 8;
 
 /// What a session must be for a request to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,10 +98,72 @@ pub fn pixel_group(meta: &playhead_model::SessionMeta) -> Option<String> {
     ))
 }
 
+type Reply = oneshot::Sender<Result<IngestOutcome, IngestError>>;
+
 struct Submission {
     batch: Batch,
     session: SessionRef,
-    reply: oneshot::Sender<Result<IngestOutcome, IngestError>>,
+    reply: Reply,
+}
+
+/// A committed group's replies, sent once its fsync is done.
+struct Committed {
+    started: Instant,
+    replies: Vec<(Reply, IngestOutcome)>,
+    expiries: Vec<(oneshot::Sender<usize>, usize)>,
+}
+
+impl Committed {
+    /// Answer every request of the group (`Err(Storage)` when the fsync
+    /// failed: the events are stored but not known to be on disk, and a
+    /// retry is recognised as duplicates).
+    fn answer(self, synced: bool, telemetry: &Telemetry) {
+        let n_requests = self.replies.len();
+        for (reply, outcome) in self.replies {
+            let _ = reply.send(if synced {
+                Ok(outcome)
+            } else {
+                Err(IngestError::Storage)
+            });
+        }
+        for (reply, closed) in self.expiries {
+            let _ = reply.send(closed);
+        }
+        if n_requests > 0 && synced {
+            telemetry
+                .commit_seconds
+                .observe(self.started.elapsed().as_secs_f64());
+            telemetry.commit_group_size.observe(n_requests as f64);
+        }
+    }
+}
+
+/// The fsync thread: waits for committed groups, then makes all of those
+/// queued so far durable with one [`Syncer::sync`] and answers them.
+fn run_syncer(
+    mut syncer: Box<dyn Syncer>,
+    rx: mpsc::Receiver<Committed>,
+    telemetry: Arc<Telemetry>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut groups = vec![first];
+        groups.extend(rx.try_iter());
+        let started = Instant::now();
+        let synced = match syncer.sync() {
+            Ok(()) => true,
+            Err(e) => {
+                error!(error = %e, groups = groups.len(), "fsync failed; requests answered with an error");
+                false
+            }
+        };
+        telemetry
+            .fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
+        for g in groups {
+            g.answer(synced, &telemetry);
+        }
+    }
+    info!("fsync thread stopped");
 }
 
 enum Message {
@@ -124,7 +195,18 @@ impl Pipeline {
         telemetry: Arc<Telemetry>,
         config: PipelineConfig,
     ) -> Result<Pipeline, StoreError> {
-        let writer = store.writer()?;
+        let mut writer = store.writer()?;
+        let durable = match writer.pipeline()? {
+            Some(syncer) => {
+                let (tx, rx) = mpsc::sync_channel(SYNC_QUEUE);
+                let telemetry = telemetry.clone();
+                std::thread::Builder::new()
+                    .name("playhead-fsync".into())
+                    .spawn(move || run_syncer(syncer, rx, telemetry))?;
+                Some(tx)
+            }
+            None => None,
+        };
         let tracker = restore(store.as_ref())?;
         let groups = derived_groups(&tracker);
         info!(open_sessions = tracker.open_count(), "sessions restored");
@@ -134,6 +216,7 @@ impl Pipeline {
         let mut worker = Writer {
             store,
             writer,
+            durable,
             tracker,
             groups,
             pending: HashMap::new(),
@@ -239,6 +322,8 @@ fn restore(store: &dyn Store) -> Result<Tracker, StoreError> {
 struct Writer {
     store: Arc<dyn Store>,
     writer: Box<dyn StoreWriter>,
+    /// To the fsync thread, when commits are pipelined.
+    durable: Option<SyncSender<Committed>>,
     tracker: Tracker,
     /// (property, group) → (start, id) of the group's latest session.
     groups: HashMap<(String, String), (i64, String)>,
@@ -311,20 +396,25 @@ impl Writer {
         let result = self.transaction(&mut ingests, !expiries.is_empty() || periodic_expiry);
         match result {
             Ok(closed) => {
-                let n_requests = ingests.len();
+                let mut committed = Committed {
+                    started,
+                    replies: Vec::with_capacity(ingests.len()),
+                    expiries: expiries.into_iter().map(|r| (r, closed)).collect(),
+                };
                 for (sub, outcome) in ingests {
                     let outcome = outcome.unwrap_or(IngestOutcome::SessionClosed);
                     self.count(&sub.batch, &outcome);
-                    let _ = sub.reply.send(Ok(outcome));
+                    committed.replies.push((sub.reply, outcome));
                 }
-                for r in expiries {
-                    let _ = r.send(closed);
-                }
-                if n_requests > 0 {
-                    self.telemetry
-                        .commit_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                    self.telemetry.commit_group_size.observe(n_requests as f64);
+                match &self.durable {
+                    // Blocks only when SYNC_QUEUE groups already wait.
+                    Some(tx) => {
+                        if let Err(mpsc::SendError(c)) = tx.send(committed) {
+                            error!("fsync thread gone; requests answered with an error");
+                            c.answer(false, &self.telemetry);
+                        }
+                    }
+                    None => committed.answer(true, &self.telemetry),
                 }
             }
             Err(e) => {
@@ -533,5 +623,249 @@ impl Writer {
                     .count_events(p, "unknown_session", batch.events.len() as u64)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Pipelined group commit: replies wait for the fsync thread.
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use playhead_engine::{Aggregate, Parts};
+    use playhead_model::{Event, EventKind, SessionMeta};
+    use playhead_store::{
+        AdStore, Filters, FsyncPolicy, GroupBy, GroupKey, OpenSessionRecord, Realtime, SessionPage,
+        SessionQuery, SqliteStore,
+    };
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    /// What the test's syncer does on its next calls.
+    struct Gate {
+        /// Each `sync` takes one permit, waiting for it.
+        permits: Mutex<mpsc::Receiver<bool>>,
+        syncs: AtomicUsize,
+    }
+
+    struct GatedSyncer(Arc<Gate>);
+
+    impl Syncer for GatedSyncer {
+        fn sync(&mut self) -> playhead_store::Result<()> {
+            let ok = self.0.permits.lock().unwrap().recv().unwrap_or(false);
+            self.0.syncs.fetch_add(1, Ordering::SeqCst);
+            if ok {
+                Ok(())
+            } else {
+                Err(StoreError::Other("disk on fire".into()))
+            }
+        }
+    }
+
+    /// The embedded store, whose writer pipelines through a [`Gate`].
+    struct GatedStore {
+        inner: SqliteStore,
+        gate: Arc<Gate>,
+    }
+
+    struct GatedWriter {
+        inner: Box<dyn StoreWriter>,
+        gate: Arc<Gate>,
+    }
+
+    impl StoreWriter for GatedWriter {
+        fn begin(&mut self) -> playhead_store::Result<()> {
+            self.inner.begin()
+        }
+        fn insert_event(
+            &mut self,
+            key: &SessionKey,
+            protocol: Protocol,
+            event: &Event,
+        ) -> playhead_store::Result<bool> {
+            self.inner.insert_event(key, protocol, event)
+        }
+        fn session_events(&mut self, key: &SessionKey) -> playhead_store::Result<Vec<Event>> {
+            self.inner.session_events(key)
+        }
+        fn session_status(&mut self, key: &SessionKey) -> playhead_store::Result<SessionStatus> {
+            self.inner.session_status(key)
+        }
+        fn put_session(&mut self, summary: &SessionSummary) -> playhead_store::Result<()> {
+            self.inner.put_session(summary)
+        }
+        fn add_to_rollup(&mut self, summary: &SessionSummary) -> playhead_store::Result<()> {
+            self.inner.add_to_rollup(summary)
+        }
+        fn fold_rollups(&mut self, max_sessions: usize) -> playhead_store::Result<usize> {
+            self.inner.fold_rollups(max_sessions)
+        }
+        fn commit(&mut self) -> playhead_store::Result<()> {
+            self.inner.commit()
+        }
+        fn rollback(&mut self) -> playhead_store::Result<()> {
+            self.inner.rollback()
+        }
+        fn pipeline(&mut self) -> playhead_store::Result<Option<Box<dyn Syncer>>> {
+            // The real switch (synchronous = NORMAL), then the test's syncer.
+            assert!(self.inner.pipeline()?.is_some(), "fsync = always pipelines");
+            Ok(Some(Box::new(GatedSyncer(self.gate.clone()))))
+        }
+    }
+
+    impl Store for GatedStore {
+        fn writer(&self) -> playhead_store::Result<Box<dyn StoreWriter>> {
+            Ok(Box::new(GatedWriter {
+                inner: self.inner.writer()?,
+                gate: self.gate.clone(),
+            }))
+        }
+        fn session(&self, key: &SessionKey) -> playhead_store::Result<Option<SessionSummary>> {
+            self.inner.session(key)
+        }
+        fn session_events(&self, key: &SessionKey) -> playhead_store::Result<Vec<Event>> {
+            self.inner.session_events(key)
+        }
+        fn list_sessions(&self, query: &SessionQuery) -> playhead_store::Result<SessionPage> {
+            self.inner.list_sessions(query)
+        }
+        fn open_sessions(&self) -> playhead_store::Result<Vec<OpenSessionRecord>> {
+            self.inner.open_sessions()
+        }
+        fn aggregate_parts(
+            &self,
+            filters: &Filters,
+            group: &GroupBy,
+            parts: Parts,
+        ) -> playhead_store::Result<BTreeMap<GroupKey, Aggregate>> {
+            self.inner.aggregate_parts(filters, group, parts)
+        }
+        fn session_spans(&self, filters: &Filters) -> playhead_store::Result<Vec<(i64, i64)>> {
+            self.inner.session_spans(filters)
+        }
+        fn realtime(&self, filters: &Filters, now: i64) -> playhead_store::Result<Realtime> {
+            self.inner.realtime(filters, now)
+        }
+        fn is_writable(&self) -> bool {
+            self.inner.is_writable()
+        }
+        fn ads(&self) -> Arc<dyn AdStore> {
+            self.inner.ads()
+        }
+    }
+
+    fn start(dir: &tempfile::TempDir) -> (Pipeline, Arc<dyn Store>, mpsc::Sender<bool>, Arc<Gate>) {
+        let (permit, permits) = mpsc::channel();
+        let gate = Arc::new(Gate {
+            permits: Mutex::new(permits),
+            syncs: AtomicUsize::new(0),
+        });
+        let store: Arc<dyn Store> = Arc::new(GatedStore {
+            inner: SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap(),
+            gate: gate.clone(),
+        });
+        let pipeline = Pipeline::start(
+            store.clone(),
+            Arc::new(ManualClock::new(T0)),
+            Arc::new(Telemetry::default()),
+            PipelineConfig {
+                queue_capacity: 64,
+                max_group_commit: 64,
+            },
+        )
+        .unwrap();
+        (pipeline, store, permit, gate)
+    }
+
+    fn play(session: &str) -> Batch {
+        Batch {
+            key: SessionKey::new("p", session),
+            protocol: Protocol::Native,
+            meta: SessionMeta::default(),
+            events: vec![Event::new(T0, T0, EventKind::Play)],
+        }
+    }
+
+    fn submit(
+        p: &Pipeline,
+        session: &str,
+    ) -> tokio::task::JoinHandle<Result<IngestOutcome, IngestError>> {
+        let p = p.clone();
+        let batch = play(session);
+        tokio::spawn(async move { p.submit(batch, Requirement::OpenOrCreate).await })
+    }
+
+    /// Waits until `session` has a committed event, or panics after 10 s.
+    async fn committed(store: &Arc<dyn Store>, session: &str) {
+        let key = SessionKey::new("p", session);
+        for _ in 0..1000 {
+            if !store.session_events(&key).unwrap().is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{session} never committed");
+    }
+
+    const APPLIED: IngestOutcome = IngestOutcome::Applied {
+        accepted: 1,
+        duplicates: 0,
+    };
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replies_wait_for_the_fsync_and_later_groups_share_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pipeline, store, permit, gate) = start(&dir);
+        let first = submit(&pipeline, "s1");
+        // Committed (visible to reads) while its fsync has not returned...
+        committed(&store, "s1").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!first.is_finished(), "answered before its fsync");
+        // ...and the writer goes on: three more groups commit meanwhile.
+        let later: Vec<_> = ["s2", "s3", "s4"]
+            .iter()
+            .map(|s| submit(&pipeline, s))
+            .collect();
+        for s in ["s2", "s3", "s4"] {
+            committed(&store, s).await;
+        }
+        // (The hand-over to the fsync thread follows the commit.)
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(later.iter().all(|t| !t.is_finished()));
+        permit.send(true).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(APPLIED));
+        // One more fsync answers every group committed before it started.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            later.iter().all(|t| !t.is_finished()),
+            "answered before their fsync"
+        );
+        permit.send(true).unwrap();
+        for t in later {
+            assert_eq!(t.await.unwrap(), Ok(APPLIED));
+        }
+        assert_eq!(gate.syncs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fsync_answers_an_error_and_a_retry_is_a_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pipeline, _store, permit, _gate) = start(&dir);
+        permit.send(false).unwrap();
+        let r = submit(&pipeline, "s1").await.unwrap();
+        assert_eq!(r, Err(IngestError::Storage));
+        // The events were committed: the client's retry is recognised.
+        permit.send(true).unwrap();
+        let r = submit(&pipeline, "s1").await.unwrap();
+        assert_eq!(
+            r,
+            Ok(IngestOutcome::Applied {
+                accepted: 0,
+                duplicates: 1
+            })
+        );
     }
 }

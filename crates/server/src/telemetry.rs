@@ -33,6 +33,7 @@ pub struct Telemetry {
     pub events: Family<EventLabels, Counter>,
     pub commit_seconds: Histogram,
     pub commit_group_size: Histogram,
+    pub fsync_seconds: Histogram,
     pub queue_depth: Gauge,
     pub open_sessions: Gauge,
     pub beacon_attempts: Family<BeaconLabels, Counter>,
@@ -45,6 +46,7 @@ impl Default for Telemetry {
         let events = Family::<EventLabels, Counter>::default();
         let commit_seconds = Histogram::new(exponential_buckets(0.0002, 2.0, 16));
         let commit_group_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        let fsync_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let queue_depth = Gauge::default();
         let open_sessions = Gauge::default();
         let beacon_attempts = Family::<BeaconLabels, Counter>::default();
@@ -65,13 +67,18 @@ impl Default for Telemetry {
         );
         registry.register(
             "commit_seconds",
-            "Time to commit one group of ingest requests",
+            "Time from the start of a group of ingest requests until it is durable",
             commit_seconds.clone(),
         );
         registry.register(
             "commit_group_size",
             "Ingest requests committed together",
             commit_group_size.clone(),
+        );
+        registry.register(
+            "fsync_seconds",
+            "Time of one fsync making committed groups durable (pipelined group commit)",
+            fsync_seconds.clone(),
         );
         registry.register(
             "ingest_queue_depth",
@@ -89,6 +96,7 @@ impl Default for Telemetry {
             events,
             commit_seconds,
             commit_group_size,
+            fsync_seconds,
             queue_depth,
             open_sessions,
             beacon_attempts,

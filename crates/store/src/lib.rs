@@ -294,4 +294,22 @@ pub trait StoreWriter: Send {
 
     /// Drop the open transaction's writes.
     fn rollback(&mut self) -> Result<()>;
+
+    /// Pipelined group commit. With [`FsyncPolicy::Always`], a backend that
+    /// supports it returns a [`Syncer`] and from then on `commit` returns
+    /// once the transaction is written to the OS (visible to reads, safe
+    /// from `kill -9`) but before it is on disk; the syncer, run on another
+    /// thread, makes it durable. The writer prepares the next group while
+    /// the previous one is being synced. `None` (the default, and always
+    /// with [`FsyncPolicy::Off`]): `commit` keeps its own guarantee.
+    fn pipeline(&mut self) -> Result<Option<Box<dyn Syncer>>> {
+        Ok(None)
+    }
+}
+
+/// Makes commits durable from another thread ([`StoreWriter::pipeline`]).
+pub trait Syncer: Send {
+    /// Once this returns `Ok`, every commit that returned before it was
+    /// called is on disk (one fsync covers them all).
+    fn sync(&mut self) -> Result<()>;
 }
