@@ -20,13 +20,13 @@
 
 use crate::clock::Clock;
 use crate::telemetry::Telemetry;
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender, TrySendError};
 use playhead_engine::tracker::CloseReason;
 use playhead_engine::Tracker;
 use playhead_model::{Batch, Protocol, SessionKey, SessionSummary};
 use playhead_store::{SessionStatus, Store, StoreError, StoreWriter, Syncer};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -142,14 +142,15 @@ impl Committed {
 /// queued so far durable with one [`Syncer::sync`] and answers them.
 fn run_syncer(
     mut syncer: Box<dyn Syncer>,
-    rx: mpsc::Receiver<Committed>,
+    rx: Receiver<Committed>,
+    synced: Sender<usize>,
     telemetry: Arc<Telemetry>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut groups = vec![first];
         groups.extend(rx.try_iter());
         let started = Instant::now();
-        let synced = match syncer.sync() {
+        let ok = match syncer.sync() {
             Ok(()) => true,
             Err(e) => {
                 error!(error = %e, groups = groups.len(), "fsync failed; requests answered with an error");
@@ -159,9 +160,12 @@ fn run_syncer(
         telemetry
             .fsync_seconds
             .observe(started.elapsed().as_secs_f64());
+        let n = groups.len();
         for g in groups {
-            g.answer(synced, &telemetry);
+            g.answer(ok, &telemetry);
         }
+        // The writer may be waiting for this to commit its next group.
+        let _ = synced.send(n);
     }
     info!("fsync thread stopped");
 }
@@ -175,7 +179,7 @@ enum Message {
 /// Handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
-    tx: SyncSender<Message>,
+    tx: Sender<Message>,
     depth: Arc<AtomicI64>,
     telemetry: Arc<Telemetry>,
 }
@@ -196,13 +200,14 @@ impl Pipeline {
         config: PipelineConfig,
     ) -> Result<Pipeline, StoreError> {
         let mut writer = store.writer()?;
+        let (synced_tx, synced) = crossbeam_channel::unbounded();
         let durable = match writer.pipeline()? {
             Some(syncer) => {
-                let (tx, rx) = mpsc::sync_channel(SYNC_QUEUE);
+                let (tx, rx) = crossbeam_channel::bounded(SYNC_QUEUE);
                 let telemetry = telemetry.clone();
                 std::thread::Builder::new()
                     .name("playhead-fsync".into())
-                    .spawn(move || run_syncer(syncer, rx, telemetry))?;
+                    .spawn(move || run_syncer(syncer, rx, synced_tx, telemetry))?;
                 Some(tx)
             }
             None => None,
@@ -211,12 +216,15 @@ impl Pipeline {
         let groups = derived_groups(&tracker);
         info!(open_sessions = tracker.open_count(), "sessions restored");
         telemetry.open_sessions.set(tracker.open_count() as i64);
-        let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
+        let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let depth = Arc::new(AtomicI64::new(0));
         let mut worker = Writer {
             store,
             writer,
             durable,
+            synced,
+            unsynced: 0,
+            open: None,
             tracker,
             groups,
             pending: HashMap::new(),
@@ -323,7 +331,13 @@ struct Writer {
     store: Arc<dyn Store>,
     writer: Box<dyn StoreWriter>,
     /// To the fsync thread, when commits are pipelined.
-    durable: Option<SyncSender<Committed>>,
+    durable: Option<Sender<Committed>>,
+    /// From the fsync thread: how many groups each fsync answered.
+    synced: Receiver<usize>,
+    /// Groups handed to the fsync thread and not yet answered.
+    unsynced: usize,
+    /// The open transaction's replies, when one is open.
+    open: Option<Committed>,
     tracker: Tracker,
     /// (property, group) → (start, id) of the group's latest session.
     groups: HashMap<(String, String), (i64, String)>,
@@ -339,16 +353,37 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self, rx: mpsc::Receiver<Message>) {
+    /// Receive, apply, commit. With pipelined commits, requests keep being
+    /// applied to the open transaction while the fsync thread is busy, and
+    /// the transaction commits when it is idle again (or the group is
+    /// full): one commit per fsync, the next group ready when it starts.
+    fn run(&mut self, rx: Receiver<Message>) {
         let mut last_expiry = Instant::now();
+        let mut fold_due = false;
         loop {
-            let first = match rx.recv_timeout(EXPIRY_EVERY) {
-                Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
+            let first = if self.open.is_some() {
+                // Wait for a request or for the fsync thread to be idle.
+                crossbeam_channel::select! {
+                    recv(rx) -> m => match m {
+                        Ok(m) => Some(m),
+                        Err(_) => break,
+                    },
+                    recv(self.synced) -> n => {
+                        self.unsynced = self.unsynced.saturating_sub(n.unwrap_or(usize::MAX));
+                        None
+                    },
+                    default(EXPIRY_EVERY) => None,
+                }
+            } else {
+                match rx.recv_timeout(EXPIRY_EVERY) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
             };
+            self.unsynced = self.unsynced.saturating_sub(self.synced.try_iter().sum());
             let mut group: Vec<Message> = first.into_iter().collect();
-            while group.len() < self.max_group {
+            while self.open_requests() + group.len() < self.max_group {
                 match rx.try_recv() {
                     Ok(m) => group.push(m),
                     Err(_) => break,
@@ -357,15 +392,29 @@ impl Writer {
             let due = last_expiry.elapsed() >= EXPIRY_EVERY;
             if due {
                 last_expiry = Instant::now();
+                fold_due = true;
             }
             if !group.is_empty() || due {
-                self.process_group(group, due);
+                self.apply_group(group, due);
             }
-            if due {
+            if self.open.is_some() && (self.unsynced == 0 || self.open_requests() >= self.max_group)
+            {
+                self.commit_open();
+            }
+            if fold_due && self.open.is_none() {
+                fold_due = false;
                 self.fold_rollups();
             }
         }
+        if self.open.is_some() {
+            self.commit_open();
+        }
         info!("writer stopped");
+    }
+
+    /// Requests applied to the open transaction.
+    fn open_requests(&self) -> usize {
+        self.open.as_ref().map_or(0, |g| g.replies.len())
     }
 
     /// Once a second, between groups: fold the sessions closed since into
@@ -379,8 +428,10 @@ impl Writer {
         }
     }
 
-    fn process_group(&mut self, group: Vec<Message>, periodic_expiry: bool) {
-        let started = Instant::now();
+    /// Apply a group of messages to the open transaction (beginning one if
+    /// none is open). On a storage error everything the transaction held is
+    /// rolled back and answered with an error.
+    fn apply_group(&mut self, group: Vec<Message>, periodic_expiry: bool) {
         let mut ingests: Vec<(Box<Submission>, Option<IngestOutcome>)> = Vec::new();
         let mut expiries: Vec<oneshot::Sender<usize>> = Vec::new();
         for m in group {
@@ -393,68 +444,115 @@ impl Writer {
                 Message::Expire(r) => expiries.push(r),
             }
         }
-        let result = self.transaction(&mut ingests, !expiries.is_empty() || periodic_expiry);
-        match result {
+        if self.open.is_none() {
+            if let Err(e) = self.writer.begin() {
+                self.fail(e, ingests, expiries);
+                return;
+            }
+            self.open = Some(Committed {
+                started: Instant::now(),
+                replies: Vec::new(),
+                expiries: Vec::new(),
+            });
+        }
+        let expire = !expiries.is_empty() || periodic_expiry;
+        match self.apply(&mut ingests, expire) {
             Ok(closed) => {
-                let mut committed = Committed {
-                    started,
-                    replies: Vec::with_capacity(ingests.len()),
-                    expiries: expiries.into_iter().map(|r| (r, closed)).collect(),
-                };
+                for (sub, outcome) in &ingests {
+                    let outcome = outcome.as_ref().unwrap_or(&IngestOutcome::SessionClosed);
+                    self.count(&sub.batch, outcome);
+                }
+                let open = self.open.as_mut().expect("a transaction is open");
                 for (sub, outcome) in ingests {
                     let outcome = outcome.unwrap_or(IngestOutcome::SessionClosed);
-                    self.count(&sub.batch, &outcome);
-                    committed.replies.push((sub.reply, outcome));
+                    open.replies.push((sub.reply, outcome));
                 }
-                match &self.durable {
-                    // Blocks only when SYNC_QUEUE groups already wait.
-                    Some(tx) => {
-                        if let Err(mpsc::SendError(c)) = tx.send(committed) {
-                            error!("fsync thread gone; requests answered with an error");
-                            c.answer(false, &self.telemetry);
-                        }
-                    }
-                    None => committed.answer(true, &self.telemetry),
-                }
+                open.expiries
+                    .extend(expiries.into_iter().map(|r| (r, closed)));
             }
-            Err(e) => {
-                error!(error = %e, requests = ingests.len(), "ingest transaction failed; rolled back");
-                if let Err(e) = self.writer.rollback() {
-                    error!(error = %e, "rollback failed");
-                }
-                match restore(self.store.as_ref()) {
-                    Ok(t) => {
-                        self.groups = derived_groups(&t);
-                        self.tracker = t;
-                    }
-                    Err(e) => error!(error = %e, "tracker rebuild failed"),
-                }
-                for (sub, _) in ingests {
-                    let _ = sub.reply.send(Err(IngestError::Storage));
-                }
-                for r in expiries {
-                    let _ = r.send(0);
-                }
-            }
+            Err(e) => self.fail(e, ingests, expiries),
         }
         self.telemetry
             .open_sessions
             .set(self.tracker.open_count() as i64);
     }
 
-    /// One transaction: every submission, then timeouts. Returns how many
-    /// sessions timed out.
-    fn transaction(
+    /// Write the open transaction's session rows and commit it; its
+    /// replies go once it is durable.
+    fn commit_open(&mut self) {
+        let result = self
+            .pending
+            .values()
+            .try_for_each(|summary| self.writer.put_session(summary))
+            .and_then(|()| self.writer.commit());
+        self.pending.clear();
+        let committed = self.open.take().expect("a transaction is open");
+        if let Err(e) = result {
+            self.fail(e, Vec::new(), Vec::new());
+            committed.answer(false, &self.telemetry);
+            return;
+        }
+        match &self.durable {
+            // Blocks only when SYNC_QUEUE groups already wait.
+            Some(tx) => match tx.send(committed) {
+                Ok(()) => self.unsynced += 1,
+                Err(SendError(c)) => {
+                    error!("fsync thread gone; requests answered with an error");
+                    c.answer(false, &self.telemetry);
+                }
+            },
+            None => committed.answer(true, &self.telemetry),
+        }
+    }
+
+    /// A storage error: roll back the open transaction, rebuild the tracker
+    /// from the store, and answer everything it held (and `ingests`) with
+    /// an error.
+    fn fail(
+        &mut self,
+        e: StoreError,
+        ingests: Vec<(Box<Submission>, Option<IngestOutcome>)>,
+        expiries: Vec<oneshot::Sender<usize>>,
+    ) {
+        let held = self.open.take();
+        error!(
+            error = %e,
+            requests = ingests.len() + held.as_ref().map_or(0, |g| g.replies.len()),
+            "ingest transaction failed; rolled back"
+        );
+        if let Err(e) = self.writer.rollback() {
+            error!(error = %e, "rollback failed");
+        }
+        self.pending.clear();
+        match restore(self.store.as_ref()) {
+            Ok(t) => {
+                self.groups = derived_groups(&t);
+                self.tracker = t;
+            }
+            Err(e) => error!(error = %e, "tracker rebuild failed"),
+        }
+        if let Some(held) = held {
+            held.answer(false, &self.telemetry);
+        }
+        for (sub, _) in ingests {
+            let _ = sub.reply.send(Err(IngestError::Storage));
+        }
+        for r in expiries {
+            let _ = r.send(0);
+        }
+    }
+
+    /// Every submission, then timeouts, into the open transaction. Returns
+    /// how many sessions timed out.
+    fn apply(
         &mut self,
         ingests: &mut [(Box<Submission>, Option<IngestOutcome>)],
         expire: bool,
     ) -> Result<usize, StoreError> {
-        self.pending.clear();
-        self.writer.begin()?;
         let now = self.clock.now_ms();
         for (sub, outcome) in ingests.iter_mut() {
             let (key, requirement) = self.resolve(&sub.batch, &sub.session, now)?;
-            *outcome = Some(self.apply(&key, &sub.batch, requirement, now)?);
+            *outcome = Some(self.apply_one(&key, &sub.batch, requirement, now)?);
         }
         let mut closed = 0;
         if expire {
@@ -472,11 +570,6 @@ impl Writer {
             self.groups
                 .retain(|(p, _), (_, id)| tracker.is_open(&SessionKey::new(p.clone(), id.clone())));
         }
-        for summary in self.pending.values() {
-            self.writer.put_session(summary)?;
-        }
-        self.pending.clear();
-        self.writer.commit()?;
         Ok(closed)
     }
 
@@ -528,7 +621,7 @@ impl Writer {
         Ok(())
     }
 
-    fn apply(
+    fn apply_one(
         &mut self,
         key: &SessionKey,
         batch: &Batch,
@@ -640,7 +733,7 @@ mod tests {
     };
     use std::collections::BTreeMap;
     use std::sync::atomic::AtomicUsize;
-    use std::sync::Mutex;
+    use std::sync::{mpsc, Mutex};
 
     const T0: i64 = 1_700_000_000_000;
 
@@ -815,29 +908,37 @@ mod tests {
         duplicates: 0,
     };
 
+    fn visible(store: &Arc<dyn Store>, session: &str) -> bool {
+        !store
+            .session_events(&SessionKey::new("p", session))
+            .unwrap()
+            .is_empty()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn replies_wait_for_the_fsync_and_later_groups_share_one() {
+    async fn replies_wait_for_the_fsync_and_later_requests_share_the_next() {
         let dir = tempfile::tempdir().unwrap();
         let (pipeline, store, permit, gate) = start(&dir);
         let first = submit(&pipeline, "s1");
-        // Committed (visible to reads) while its fsync has not returned...
+        // Committed (visible to reads) while its fsync has not returned.
         committed(&store, "s1").await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!first.is_finished(), "answered before its fsync");
-        // ...and the writer goes on: three more groups commit meanwhile.
+        // Requests arriving meanwhile are applied but wait to commit until
+        // the fsync thread is free: one commit per fsync.
         let later: Vec<_> = ["s2", "s3", "s4"]
             .iter()
             .map(|s| submit(&pipeline, s))
             .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for s in ["s2", "s3", "s4"] {
+            assert!(!visible(&store, s), "{s} committed while an fsync ran");
+        }
+        permit.send(true).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(APPLIED));
         for s in ["s2", "s3", "s4"] {
             committed(&store, s).await;
         }
-        // (The hand-over to the fsync thread follows the commit.)
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(later.iter().all(|t| !t.is_finished()));
-        permit.send(true).unwrap();
-        assert_eq!(first.await.unwrap(), Ok(APPLIED));
-        // One more fsync answers every group committed before it started.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
             later.iter().all(|t| !t.is_finished()),
