@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Where the server's time goes at a paced Adobe load (P3's conditions):
+# each thread's CPU seconds over the run (from /proc), the latency `paced`
+# measured, and the change of the commit and fsync histograms of /metrics.
+#
+# Usage: bench/p3_threads.sh [RATE] [SECONDS] [SESSIONS]
+#   defaults: 7000 events/s for 15 s (after 3 s of warm-up) over 20,000
+#   open Adobe sessions. Server on CPU 0, generator on CPU 1.
+# Prints to stdout and asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+RATE=${1:-7000}
+SECS=${2:-15}
+SESSIONS=${3:-20000}
+cargo build --release -q -p playhead -p playhead-bench
+new_tmp
+dir=$TMP_DIR
+serve_playhead target/release/playhead "$dir/data" "$dir/server"
+taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
+  --count "$SESSIONS" --sids-out "$dir/sids.txt" > /dev/null 2>&1
+# CPU ticks per thread name.
+threads() {
+  local t
+  for t in /proc/"$SERVER"/task/*; do
+    echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14 + $15}' "$t/stat")"
+  done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort
+}
+histograms() {
+  curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^playhead_(fsync|commit)_seconds_(bucket|sum|count)'
+}
+histograms > "$dir/m0"
+threads > "$dir/t0"
+taskset -c 1 target/release/paced --target "127.0.0.1:$PORT" --sids "$dir/sids.txt" --rate "$RATE" \
+  --duration "$SECS" --warmup 3 --connections 64
+threads > "$dir/t1"
+histograms > "$dir/m1"
+echo "CPU seconds by thread over the run (warm-up included):"
+join "$dir/t0" "$dir/t1" | awk -v hz="$CLK_TCK" '{printf "  %-20s %.2f s\n", $1, ($3 - $2) / hz}'
+echo "Histograms (change over the run):"
+paste -d' ' "$dir/m0" "$dir/m1" | awk '{printf "  %s %g\n", $1, $4 - $2}'
+stop_bg "$SERVER"
+echo "Command: \`bench/p3_threads.sh $RATE $SECS $SESSIONS\`; $(machine_line)"
