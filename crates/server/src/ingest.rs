@@ -458,15 +458,13 @@ impl Writer {
         let expire = !expiries.is_empty() || periodic_expiry;
         match self.apply(&mut ingests, expire) {
             Ok(closed) => {
-                for (sub, outcome) in &ingests {
-                    let outcome = outcome.as_ref().unwrap_or(&IngestOutcome::SessionClosed);
-                    self.count(&sub.batch, outcome);
-                }
-                let open = self.open.as_mut().expect("a transaction is open");
                 for (sub, outcome) in ingests {
                     let outcome = outcome.unwrap_or(IngestOutcome::SessionClosed);
+                    self.count(&sub.batch, &outcome);
+                    let open = self.open.as_mut().expect("a transaction is open");
                     open.replies.push((sub.reply, outcome));
                 }
+                let open = self.open.as_mut().expect("a transaction is open");
                 open.expiries
                     .extend(expiries.into_iter().map(|r| (r, closed)));
             }
@@ -486,12 +484,12 @@ impl Writer {
             .try_for_each(|summary| self.writer.put_session(summary))
             .and_then(|()| self.writer.commit());
         self.pending.clear();
-        let committed = self.open.take().expect("a transaction is open");
         if let Err(e) = result {
+            // Rolls back and answers the open transaction's requests.
             self.fail(e, Vec::new(), Vec::new());
-            committed.answer(false, &self.telemetry);
             return;
         }
+        let committed = self.open.take().expect("a transaction is open");
         match &self.durable {
             // Blocks only when SYNC_QUEUE groups already wait.
             Some(tx) => match tx.send(committed) {

@@ -63,6 +63,11 @@ use std::time::Duration;
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "playhead.sqlite";
 
+/// The database's WAL file in `dir`.
+fn wal_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{DB_FILE}-wal"))
+}
+
 /// The writer checkpoints the WAL into the database once it holds this many
 /// pages (≈ 40 MB; SQLite's default is 1,000). A checkpoint fsyncs the
 /// database, and the pages it writes are the hot ones (session rows, their
@@ -574,7 +579,7 @@ impl Store for SqliteStore {
     /// permissions. A full disk shows as failed commits, not here.
     fn is_writable(&self) -> bool {
         let writable = |p: &Path| std::fs::OpenOptions::new().append(true).open(p).map(drop);
-        let wal = self.dir.join(format!("{DB_FILE}-wal"));
+        let wal = wal_path(&self.dir);
         self.dir.is_dir()
             && writable(&self.path).is_ok()
             && (!wal.exists() || writable(&wal).is_ok())
@@ -663,6 +668,8 @@ impl Checkpointer {
 /// reused. So one fsync of the WAL makes every commit written before it
 /// durable, and nothing a checkpoint moved is ever only in the OS cache.
 struct WalSyncer {
+    wal: PathBuf,
+    db: PathBuf,
     dir: PathBuf,
     /// The directory is fsynced once, so the WAL's own entry is on disk.
     dir_synced: bool,
@@ -672,11 +679,11 @@ impl Syncer for WalSyncer {
     fn sync(&mut self) -> Result<()> {
         // Opened each time (a few µs next to the fsync): fsync applies to
         // the file, whichever descriptor asks.
-        match std::fs::File::open(self.dir.join(format!("{DB_FILE}-wal"))) {
+        match std::fs::File::open(&self.wal) {
             Ok(wal) => wal.sync_data()?,
             // No WAL (every connection closed it): commits are in the database.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::File::open(self.dir.join(DB_FILE))?.sync_data()?
+                std::fs::File::open(&self.db)?.sync_data()?
             }
             Err(e) => return Err(e.into()),
         }
@@ -844,6 +851,8 @@ impl StoreWriter for SqliteWriter {
         }
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(Some(Box::new(WalSyncer {
+            wal: wal_path(&self.dir),
+            db: self.dir.join(DB_FILE),
             dir: self.dir.clone(),
             dir_synced: false,
         })))
