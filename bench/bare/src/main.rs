@@ -1,10 +1,11 @@
 //! `bare-handler`: the reference of PERFORMANCE.md P2 and P3, the ceiling of
 //! Playhead's own stack (tokio + hyper + axum + serde_json, the workspace's
-//! versions). It serves `POST /api/v1/sessions/{sid}/events`, parses the body
-//! as JSON the way Playhead's Media Collection decoder does first
-//! (`serde_json::from_slice` into a `Value`), checks that it is an event
-//! object (`eventType` a string, `playerTime` an object) and answers `204`,
-//! or `400` when it is not. Nothing is validated further, stored or
+//! versions, and Playhead's allocator, mimalloc). It serves
+//! `POST /api/v1/sessions/{sid}/events`, parses the body as JSON the way
+//! Playhead's Media Collection decoder does first (`serde_json::from_slice`
+//! into a `Value`), checks that it is an event object (`eventType` a string,
+//! `playerTime` an object) and answers `204`, or `400` when it is not.
+//! Nothing is validated further, stored or
 //! sessionized: what is left between this and Playhead is Playhead's work.
 //!
 //! Usage: `bare-handler [ADDR]` (default `127.0.0.1:0`); prints
@@ -21,6 +22,10 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
 use std::io::Write;
+
+/// The allocator `playhead` uses: the ceiling is measured on the same stack.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The sid is taken as the route gives it; like Playhead, a sid must be 64
 /// characters (Playhead also checks its property prefix).

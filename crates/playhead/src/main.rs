@@ -17,6 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
 
+/// mimalloc rather than glibc's malloc: the server allocates per request
+/// (decoded bodies, events, summaries), and glibc's `malloc`/`free`/`realloc`
+/// were about a fifth of its instructions (`bench/RESULTS.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "playhead",

@@ -1264,6 +1264,20 @@ pub fn realtime_counts(make: MakeStore<'_>) {
     other.meta.video_id = Some("v1".into());
     other.meta.viewer_id = Some("u10".into());
     sessions.push(other);
+    // The closed ones were stored open first: closing a session must move
+    // it from the open sessions' index to the closed ones'.
+    let earlier: Vec<SessionSummary> = sessions
+        .iter()
+        .filter(|s| !s.open)
+        .map(|s| SessionSummary {
+            open: true,
+            ended_at: None,
+            last_event_at: s.last_event_at - 1_000,
+            last_received_at: s.last_received_at - 1_000,
+            ..s.clone()
+        })
+        .collect();
+    put_sessions(&*store, &earlier);
     put_sessions(&*store, &sessions);
 
     let filters = |dims: Vec<(Dimension, Vec<String>)>| Filters {

@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# A/B of two Playhead binaries on P1's pixel mix (bench/pixel_check.lua):
-# alternating rounds, each server on CPU 0 with a fresh zero-config data dir
-# (fsync always), wrk (1 thread, 64 keep-alive connections) on CPU 1.
+# A/B of two Playhead binaries on P1's pixel mix (bench/pixel_check.lua) or
+# on P2's Adobe events (bench/adobe_events.lua): alternating rounds, each
+# server on CPU 0 with a fresh zero-config data dir (fsync always), wrk
+# (1 thread, 64 keep-alive connections) on CPU 1.
 # For measuring one change: build the binary before and after it, then
-#   bench/ab_pixel.sh OLD_BIN NEW_BIN [ROUNDS] [SECONDS] [AUDIENCE]
-# (defaults 5 rounds of 15 s, an audience of 60000 sessions already watching).
+#   bench/ab.sh pixel|adobe OLD_BIN NEW_BIN [ROUNDS] [SECONDS] [AUDIENCE]
+# (defaults 5 rounds of 15 s; the audience is the number of sessions already
+# watching, default 60000 pixel viewers or 20000 Adobe sessions, which
+# `open-sessions` opens before each Adobe round).
 # Prints requests/s and server CPU per round, the medians and new/old.
 # Not a test: it asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-OLD=${1:?old binary}
-NEW=${2:?new binary}
-ROUNDS=${3:-5}
-SECS=${4:-15}
-AUDIENCE=${5:-60000}
+MIX=${1:?usage: bench/ab.sh pixel|adobe OLD_BIN NEW_BIN [ROUNDS] [SECONDS] [AUDIENCE]}
+OLD=${2:?old binary}
+NEW=${3:?new binary}
+ROUNDS=${4:-5}
+SECS=${5:-15}
+case $MIX in
+  pixel) AUDIENCE=${6:-60000} ;;
+  adobe) AUDIENCE=${6:-20000} ;;
+  *) echo "unknown mix '$MIX': pixel or adobe" >&2; exit 2 ;;
+esac
 OUT=bench/out
 mkdir -p "$OUT"
 ensure_cmd wrk wrk
+[[ $MIX == pixel ]] || cargo build --release -q -p playhead-bench
 STAMP=$(date +%s)
 
 # One round against binary $1; sets RPS and CPU.
@@ -25,9 +34,15 @@ round() {
   local bin=$1 raw=$2 c0 c1 t0 t1
   new_tmp
   serve_playhead "$bin" "$TMP_DIR/data" "$TMP_DIR/server"
+  local script=bench/pixel_check.lua arg=$AUDIENCE
+  if [[ $MIX == adobe ]]; then
+    script=bench/adobe_events.lua arg=$TMP_DIR/sids.txt
+    taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
+      --count "$AUDIENCE" --sids-out "$arg" >&2
+  fi
   c0=$(cpu_ticks "$SERVER"); t0=$(date +%s.%N)
   taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency \
-    -s bench/pixel_check.lua "http://127.0.0.1:$PORT" -- "$AUDIENCE" > "$raw"
+    -s "$script" "http://127.0.0.1:$PORT" -- "$arg" > "$raw"
   c1=$(cpu_ticks "$SERVER"); t1=$(date +%s.%N)
   stop_bg "$SERVER"
   RPS=$(awk '/^Requests\/sec:/ {print $2}' "$raw")
