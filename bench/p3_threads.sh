@@ -3,9 +3,11 @@
 # each thread's CPU seconds over the run (from /proc), the latency `paced`
 # measured, and the change of the commit and fsync histograms of /metrics.
 #
-# Usage: bench/p3_threads.sh [RATE] [SECONDS] [SESSIONS]
+# Usage: bench/p3_threads.sh [RATE] [SECONDS] [SESSIONS] [BINARY]
 #   defaults: 7000 events/s for 15 s (after 3 s of warm-up) over 20,000
 #   open Adobe sessions. Server on CPU 0, generator on CPU 1.
+#   BINARY: another Playhead binary to run (one built before a change);
+#   default target/release/playhead, built first.
 # Prints to stdout and asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,10 +15,11 @@ source bench/lib.sh
 RATE=${1:-7000}
 SECS=${2:-15}
 SESSIONS=${3:-20000}
+BIN=${4:-target/release/playhead}
 cargo build --release -q -p playhead -p playhead-bench
 new_tmp
 dir=$TMP_DIR
-serve_playhead target/release/playhead "$dir/data" "$dir/server"
+serve_playhead "$BIN" "$dir/data" "$dir/server"
 taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
   --count "$SESSIONS" --sids-out "$dir/sids.txt" > /dev/null 2>&1
 # CPU ticks per thread name.
