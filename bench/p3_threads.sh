@@ -22,12 +22,12 @@ dir=$TMP_DIR
 serve_playhead "$BIN" "$dir/data" "$dir/server"
 taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
   --count "$SESSIONS" --sids-out "$dir/sids.txt" > /dev/null 2>&1
-# CPU ticks per thread name.
+# CPU ticks per thread name: user, system.
 threads() {
   local t
   for t in /proc/"$SERVER"/task/*; do
-    echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14 + $15}' "$t/stat")"
-  done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort
+    echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14, $15}' "$t/stat")"
+  done | awk '{u[$1] += $2; s[$1] += $3} END {for (k in u) print k, u[k], s[k]}' | sort
 }
 histograms() {
   curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^playhead_(fsync|commit)_seconds_(bucket|sum|count)'
@@ -39,8 +39,9 @@ taskset -c 1 target/release/paced --target "127.0.0.1:$PORT" --sids "$dir/sids.t
 threads > "$dir/t1"
 histograms > "$dir/m1"
 echo "CPU seconds by thread over the run (warm-up included):"
-join "$dir/t0" "$dir/t1" | awk -v hz="$CLK_TCK" '{printf "  %-20s %.2f s\n", $1, ($3 - $2) / hz}'
+join "$dir/t0" "$dir/t1" | awk -v hz="$CLK_TCK" '{u = ($4 - $2) / hz; s = ($5 - $3) / hz
+  printf "  %-20s %.2f s (user %.2f s, system %.2f s)\n", $1, u + s, u, s}'
 echo "Histograms (change over the run):"
 paste -d' ' "$dir/m0" "$dir/m1" | awk '{printf "  %s %g\n", $1, $4 - $2}'
 stop_bg "$SERVER"
-echo "Command: \`bench/p3_threads.sh $RATE $SECS $SESSIONS\`; $(machine_line)"
+echo "Command: \`bench/p3_threads.sh $RATE $SECS $SESSIONS\` on $BIN; $(machine_line)"
