@@ -146,8 +146,8 @@ CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions (property, started_at, 
 DROP INDEX IF EXISTS sessions_by_open;
 -- Realtime reads closed sessions by when they last received an event, and
 -- open ones through `open_sessions_by_start`. (Earlier builds indexed every
--- session here, and each event moved its session's entry: a random
--- index page written per event, about a third of the pages a commit wrote.)
+-- session here, and each event moved its session's entry: a B-tree delete
+-- and insert per event, bench/RESULTS.md.)
 DROP INDEX IF EXISTS sessions_by_received;
 CREATE INDEX IF NOT EXISTS closed_sessions_by_received ON sessions (property, last_received_at)
     WHERE open = 0;
