@@ -117,7 +117,7 @@ fn engine(c: &mut Criterion) {
             .expect("infallible");
     }
     let mut n: u64 = 0;
-    g.bench_function("tracker ingest (1 event, summary)", |b| {
+    g.bench_function("tracker ingest (1 event)", |b| {
         b.iter(|| {
             let key = &keys[(n % keys.len() as u64) as usize];
             let i = n / keys.len() as u64 + 1;

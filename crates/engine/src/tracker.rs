@@ -33,6 +33,9 @@ pub struct OpenSession {
     pub playback: Playback,
     /// Server time of the latest event received.
     pub last_received_at: Millis,
+    /// Since when the stored row lags this session (the writer rewrites it
+    /// later, `crates/server/src/ingest.rs`); `None` when it is up to date.
+    row_stale_since: Option<Millis>,
 }
 
 /// A session's metadata as the tracker keeps it: the ids apart, and the
@@ -59,7 +62,9 @@ impl CompactMeta {
     }
 
     /// [`SessionMeta::merge`]: re-interned only when the shared part changes.
-    fn merge(&mut self, newer: &SessionMeta, metas: &mut MetaInterner) {
+    /// Returns whether anything changed.
+    fn merge(&mut self, newer: &SessionMeta, metas: &mut MetaInterner) -> bool {
+        let mut changed = false;
         for (mine, new) in [
             (&mut self.video_id, &newer.video_id),
             (&mut self.viewer_id, &newer.viewer_id),
@@ -67,6 +72,7 @@ impl CompactMeta {
             if let Some(v) = new {
                 if mine.as_deref() != Some(v.as_str()) {
                     *mine = Some(v.as_str().into());
+                    changed = true;
                 }
             }
         }
@@ -75,8 +81,11 @@ impl CompactMeta {
             merged.merge(newer);
             merged.video_id = None;
             merged.viewer_id = None;
-            self.shared = metas.intern(merged);
+            let shared = metas.intern(merged);
+            changed |= !Arc::ptr_eq(&shared, &self.shared);
+            self.shared = shared;
         }
+        changed
     }
 
     fn to_meta(&self) -> SessionMeta {
@@ -136,6 +145,7 @@ impl OpenSession {
             protocol,
             meta,
             last_received_at: Millis::MIN,
+            row_stale_since: None,
         }
     }
 
@@ -193,12 +203,18 @@ impl OpenSession {
 /// What an ingest did to a session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ingested {
-    /// The session after the events (closed or not).
-    pub summary: SessionSummary,
-    /// Set when these events closed the session.
-    pub closed: Option<CloseReason>,
+    /// Set when these events closed the session: why, and its final
+    /// summary. An open session's summary is built only when asked for
+    /// ([`Tracker::summary_of`], [`Tracker::take_row`]): most events do
+    /// not rewrite the stored row, and building it was a tenth of the
+    /// writer's work per event (`bench/RESULTS.md`).
+    pub closed: Option<(CloseReason, SessionSummary)>,
     /// The events were out of order and the session was replayed.
     pub replayed: bool,
+    /// These events opened the session.
+    pub opened: bool,
+    /// The request changed the session's metadata.
+    pub meta_changed: bool,
 }
 
 /// The set of open sessions.
@@ -253,13 +269,15 @@ impl Tracker {
         history: impl FnOnce() -> Result<Vec<Event>, E>,
     ) -> Result<Ingested, E> {
         let metas = &mut self.metas;
+        let mut opened = false;
         let session = self.open.entry(key.clone()).or_insert_with(|| {
+            opened = true;
             Box::new(OpenSession::new(
                 protocol,
                 CompactMeta::new(meta.clone(), metas),
             ))
         });
-        session.meta.merge(meta, metas);
+        let meta_changed = session.meta.merge(meta, metas);
         session.last_received_at = session.last_received_at.max(received_at);
         events.sort_by_key(Event::sort_key);
         let in_order = events
@@ -278,14 +296,15 @@ impl Tracker {
             .closed_at()
             .map(|at| (CloseReason::Explicit, at))
             .or_else(|| session.stale_close());
-        let summary = session.summary(key, closing.map(|(_, at)| at));
-        if closing.is_some() {
+        let closed = closing.map(|(reason, at)| (reason, session.summary(key, Some(at))));
+        if closed.is_some() {
             self.open.remove(key);
         }
         Ok(Ingested {
-            summary,
-            closed: closing.map(|(r, _)| r),
+            closed,
             replayed: !in_order,
+            opened,
+            meta_changed,
         })
     }
 
@@ -302,6 +321,48 @@ impl Tracker {
         session.playback = Playback::replay(session.rules(), &mut events);
         session.last_received_at = last_received_at;
         self.open.insert(key, Box::new(session));
+    }
+
+    /// The summary of an open session, as it stands.
+    pub fn summary_of(&self, key: &SessionKey) -> Option<SessionSummary> {
+        self.open.get(key).map(|s| s.summary(key, None))
+    }
+
+    /// Note that an open session's stored row lags it, from `now`. Returns
+    /// `true` when it was up to date until now (the caller queues it once).
+    pub fn mark_row_stale(&mut self, key: &SessionKey, now: Millis) -> bool {
+        match self.open.get_mut(key) {
+            Some(s) if s.row_stale_since.is_none() => {
+                s.row_stale_since = Some(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The summary to write for an open session's row now, clearing its
+    /// stale mark; `None` when it is not open.
+    pub fn take_row(&mut self, key: &SessionKey) -> Option<SessionSummary> {
+        let s = self.open.get_mut(key)?;
+        s.row_stale_since = None;
+        Some(s.summary(key, None))
+    }
+
+    /// The summary to write for a session whose row was marked stale at
+    /// `since` (any time when `None`), clearing the mark; `None` when the
+    /// session closed or its row was written since.
+    pub fn take_stale_row(
+        &mut self,
+        key: &SessionKey,
+        since: Option<Millis>,
+    ) -> Option<SessionSummary> {
+        let s = self.open.get_mut(key)?;
+        let marked = s.row_stale_since?;
+        if since.is_some_and(|t| t != marked) {
+            return None;
+        }
+        s.row_stale_since = None;
+        Some(s.summary(key, None))
     }
 
     /// Close one session now if its timeout has passed at server time
@@ -361,8 +422,8 @@ mod tests {
         t.ingest(&key, Protocol::Native, meta, events, at, || {
             Ok::<_, ()>(Vec::new())
         })
-        .unwrap()
-        .summary
+        .unwrap();
+        t.summary_of(&key).expect("open")
     }
 
     /// Sessions with the same metadata but their ids share one copy; a

@@ -121,7 +121,10 @@ impl Harness {
     }
 
     fn metrics(&self) -> SessionMetrics {
-        self.last.as_ref().unwrap().summary.metrics.clone()
+        match &self.last.as_ref().unwrap().closed {
+            Some((_, summary)) => summary.metrics.clone(),
+            None => self.tracker.summary_of(&self.key).unwrap().metrics,
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use playhead_engine::tracker::CloseReason;
 use playhead_engine::Tracker;
 use playhead_model::{Batch, Protocol, SessionKey, SessionSummary};
 use playhead_store::{SessionStatus, Store, StoreError, StoreWriter, Syncer};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +45,20 @@ const FOLD_BATCH: usize = 5_000;
 /// Committed groups that may wait for the fsync thread before the writer
 /// waits too (and the ingest queue, then `503`, takes the back-pressure).
 pub const SYNC_QUEUE: usize = 8;
+/// How long an open session's row may lag it. A session's row is written in
+/// the request's transaction when the session opens, closes or changes its
+/// metadata; other updates (most events) only mark it stale, and it is
+/// rewritten once this has passed, or when a read asks ([`Pipeline::flush`]).
+/// Its events are durable either way, and a restart replays them. Rewriting
+/// every open session's row per event was a quarter of the CPU an event
+/// cost (`bench/RESULTS.md`). 30 s is longer than the real cadences of
+/// pixel checks (5 s) and Adobe pings (10 s), so at those a row is written
+/// once per 3–6 events rather than per event, while a read's flush has at
+/// most 30 s of sessions to write.
+pub const ROW_DEFER_MS: i64 = 30_000;
+/// Most stale rows one commit rewrites because their time has come (a
+/// flush writes them all).
+const STALE_ROWS_PER_COMMIT: usize = 2_000;
 
 /// What a session must be for a request to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +125,8 @@ struct Committed {
     started: Instant,
     replies: Vec<(Reply, IngestOutcome)>,
     expiries: Vec<(oneshot::Sender<usize>, usize)>,
+    /// Reads waiting for the stale rows to be written.
+    flushes: Vec<oneshot::Sender<()>>,
 }
 
 impl Committed {
@@ -128,6 +144,10 @@ impl Committed {
         }
         for (reply, closed) in self.expiries {
             let _ = reply.send(closed);
+        }
+        // The rows are committed either way: a read may go on.
+        for reply in self.flushes {
+            let _ = reply.send(());
         }
         if n_requests > 0 && synced {
             telemetry
@@ -174,6 +194,8 @@ enum Message {
     Ingest(Box<Submission>),
     /// Close timed-out sessions now; replies with how many closed.
     Expire(oneshot::Sender<usize>),
+    /// Write every stale session row now; replies once they are committed.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Handle to the writer thread. Cheap to clone.
@@ -212,7 +234,7 @@ impl Pipeline {
             }
             None => None,
         };
-        let tracker = restore(store.as_ref())?;
+        let (tracker, stale) = restore(store.as_ref())?;
         let groups = derived_groups(&tracker);
         info!(open_sessions = tracker.open_count(), "sessions restored");
         telemetry.open_sessions.set(tracker.open_count() as i64);
@@ -228,6 +250,8 @@ impl Pipeline {
             tracker,
             groups,
             pending: HashMap::new(),
+            stale,
+            flush_all: false,
             last_arrival: 0,
             clock,
             telemetry: telemetry.clone(),
@@ -290,6 +314,22 @@ impl Pipeline {
         rx.await.map_err(|_| IngestError::ShuttingDown)
     }
 
+    /// Write the rows of open sessions that lag their events (see
+    /// [`ROW_DEFER_MS`]), so that a read that follows sees every event
+    /// acknowledged before it. Returns once they are committed (or the
+    /// writer failed or stopped: the read then sees the rows as they are).
+    pub async fn flush(&self) {
+        let (reply, rx) = oneshot::channel();
+        let tx = self.tx.clone();
+        // A full queue blocks the send: off the async runtime.
+        let sent = tokio::task::spawn_blocking(move || tx.send(Message::Flush(reply)).is_ok())
+            .await
+            .unwrap_or(false);
+        if sent {
+            let _ = rx.await;
+        }
+    }
+
     /// Requests waiting for the writer.
     pub fn queue_depth(&self) -> usize {
         self.depth.load(Ordering::Relaxed).max(0) as usize
@@ -318,13 +358,29 @@ fn derived_groups(tracker: &Tracker) -> HashMap<(String, String), (i64, String)>
     groups
 }
 
-fn restore(store: &dyn Store) -> Result<Tracker, StoreError> {
+/// The open sessions, rebuilt from their stored events, and the sessions
+/// whose stored row lags those events (rows are written late, see
+/// [`ROW_DEFER_MS`]): marked stale, to be rewritten.
+fn restore(store: &dyn Store) -> Result<(Tracker, VecDeque<(i64, SessionKey)>), StoreError> {
     let mut tracker = Tracker::new();
+    let mut stale = VecDeque::new();
     for rec in store.open_sessions()? {
         let s = rec.summary;
-        tracker.restore(s.key, s.protocol, s.meta, rec.events, s.last_received_at);
+        let received = rec.events.iter().map(|e| e.received_at).max();
+        let last_received_at = received.map_or(s.last_received_at, |r| r.max(s.last_received_at));
+        let key = s.key.clone();
+        tracker.restore(
+            s.key.clone(),
+            s.protocol,
+            s.meta.clone(),
+            rec.events,
+            last_received_at,
+        );
+        if tracker.summary_of(&key).as_ref() != Some(&s) && tracker.mark_row_stale(&key, i64::MIN) {
+            stale.push_back((i64::MIN, key));
+        }
     }
-    Ok(tracker)
+    Ok((tracker, stale))
 }
 
 struct Writer {
@@ -344,6 +400,11 @@ struct Writer {
     /// Session rows to write at the end of the transaction: each touched
     /// session's row is written once per group commit, not once per request.
     pending: HashMap<SessionKey, SessionSummary>,
+    /// Open sessions whose row lags, oldest first, with when it began to
+    /// (the tracker holds the mark; an entry whose mark changed is skipped).
+    stale: VecDeque<(i64, SessionKey)>,
+    /// A read asked for every stale row in the next commit.
+    flush_all: bool,
     /// The last arrival stamp given (see `next_arrival`).
     last_arrival: u64,
     clock: Arc<dyn Clock>,
@@ -406,10 +467,35 @@ impl Writer {
                 self.fold_rollups();
             }
         }
+        // Stopping: every row up to date.
+        self.flush_all = true;
+        self.apply_group(Vec::new(), false);
         if self.open.is_some() {
             self.commit_open();
         }
         info!("writer stopped");
+    }
+
+    /// Into the rows to write: the stale rows whose time has come (at most
+    /// [`STALE_ROWS_PER_COMMIT`]), or all of them when a read asked.
+    fn take_stale_rows(&mut self) {
+        let all = std::mem::take(&mut self.flush_all);
+        let due_before = self.clock.now_ms().saturating_sub(ROW_DEFER_MS);
+        let mut taken = 0;
+        while let Some(&(since, _)) = self.stale.front() {
+            if !all && (since > due_before || taken >= STALE_ROWS_PER_COMMIT) {
+                break;
+            }
+            let Some((since, key)) = self.stale.pop_front() else {
+                break;
+            };
+            let since = (!all).then_some(since);
+            if let Some(summary) = self.tracker.take_stale_row(&key, since) {
+                // A row written in this transaction anyway is as new.
+                self.pending.entry(key).or_insert(summary);
+                taken += 1;
+            }
+        }
     }
 
     /// Requests applied to the open transaction.
@@ -434,6 +520,7 @@ impl Writer {
     fn apply_group(&mut self, group: Vec<Message>, periodic_expiry: bool) {
         let mut ingests: Vec<(Box<Submission>, Option<IngestOutcome>)> = Vec::new();
         let mut expiries: Vec<oneshot::Sender<usize>> = Vec::new();
+        let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         for m in group {
             match m {
                 Message::Ingest(s) => {
@@ -442,8 +529,10 @@ impl Writer {
                     ingests.push((s, None));
                 }
                 Message::Expire(r) => expiries.push(r),
+                Message::Flush(r) => flushes.push(r),
             }
         }
+        self.flush_all |= !flushes.is_empty();
         if self.open.is_none() {
             if let Err(e) = self.writer.begin() {
                 self.fail(e, ingests, expiries);
@@ -453,7 +542,11 @@ impl Writer {
                 started: Instant::now(),
                 replies: Vec::new(),
                 expiries: Vec::new(),
+                flushes: Vec::new(),
             });
+        }
+        if let Some(open) = self.open.as_mut() {
+            open.flushes.extend(flushes);
         }
         let expire = !expiries.is_empty() || periodic_expiry;
         match self.apply(&mut ingests, expire) {
@@ -478,6 +571,7 @@ impl Writer {
     /// Write the open transaction's session rows and commit it; its
     /// replies go once it is durable.
     fn commit_open(&mut self) {
+        self.take_stale_rows();
         let result = self
             .pending
             .values()
@@ -523,9 +617,10 @@ impl Writer {
         }
         self.pending.clear();
         match restore(self.store.as_ref()) {
-            Ok(t) => {
+            Ok((t, stale)) => {
                 self.groups = derived_groups(&t);
                 self.tracker = t;
+                self.stale = stale;
             }
             Err(e) => error!(error = %e, "tracker rebuild failed"),
         }
@@ -682,11 +777,20 @@ impl Writer {
             .ingest(key, batch.protocol, &batch.meta, fresh, now, || {
                 writer.session_events(key)
             })?;
-        if ingested.closed.is_some() {
-            self.writer.add_to_rollup(&ingested.summary)?;
+        // The row is written with this transaction when it must be (a new
+        // or closed session, new metadata) or is written anyway; otherwise
+        // it is left stale, to be rewritten later (`ROW_DEFER_MS`).
+        if let Some((_, summary)) = ingested.closed {
+            self.writer.add_to_rollup(&summary)?;
+            // Moved, not cloned: the row is all that needs the summary.
+            self.pending.insert(key.clone(), summary);
+        } else if ingested.opened || ingested.meta_changed || self.pending.contains_key(key) {
+            if let Some(summary) = self.tracker.take_row(key) {
+                self.pending.insert(key.clone(), summary);
+            }
+        } else if self.tracker.mark_row_stale(key, now) {
+            self.stale.push_back((now, key.clone()));
         }
-        // Moved, not cloned: the row is all that needs the summary.
-        self.pending.insert(key.clone(), ingested.summary);
         Ok(IngestOutcome::Applied {
             accepted,
             duplicates,
@@ -966,5 +1070,120 @@ mod tests {
                 duplicates: 1
             })
         );
+    }
+}
+
+#[cfg(test)]
+mod deferred_rows_tests {
+    //! Rows of open sessions written late (`ROW_DEFER_MS`), and made up to
+    //! date by a read's flush, by their time coming, and after a restart.
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use playhead_model::{Event, EventKind, Millis, SessionMeta};
+    use playhead_store::{FsyncPolicy, SqliteStore};
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn start(store: &Arc<dyn Store>, clock: &ManualClock) -> Pipeline {
+        Pipeline::start(
+            store.clone(),
+            Arc::new(clock.clone()),
+            Arc::new(Telemetry::default()),
+            PipelineConfig {
+                queue_capacity: 64,
+                max_group_commit: 64,
+            },
+        )
+        .unwrap()
+    }
+
+    /// A native event of session `id` at `t`, with `seq` as its dedup key.
+    fn event(id: &str, seq: u64, t: Millis, kind: EventKind) -> Batch {
+        let mut ev = Event::new(t, t, kind);
+        ev.dedup_key = seq;
+        Batch {
+            key: SessionKey::new("p", id),
+            protocol: Protocol::Native,
+            meta: SessionMeta::default(),
+            events: vec![ev],
+        }
+    }
+
+    async fn send(p: &Pipeline, batch: Batch) {
+        let r = p.submit(batch, Requirement::OpenOrCreate).await;
+        assert!(
+            matches!(r, Ok(IngestOutcome::Applied { accepted: 1, .. })),
+            "{r:?}"
+        );
+    }
+
+    /// The stored row's (last event time, last receive time).
+    fn row(store: &Arc<dyn Store>, id: &str) -> (Millis, Millis) {
+        let s = store.session(&SessionKey::new("p", id)).unwrap().unwrap();
+        (s.last_event_at, s.last_received_at)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_open_sessions_row_lags_until_its_time_comes_or_a_read_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap());
+        let clock = ManualClock::new(T0);
+        let p = start(&store, &clock);
+        // A new session's row is written with its first request.
+        send(&p, event("s1", 1, T0, EventKind::Play)).await;
+        assert_eq!(row(&store, "s1"), (T0, T0));
+        // A later event leaves it stale...
+        clock.advance(1_000);
+        send(&p, event("s1", 2, T0 + 1_000, EventKind::Heartbeat)).await;
+        assert_eq!(row(&store, "s1"), (T0, T0));
+        // ...until a read asks.
+        p.flush().await;
+        assert_eq!(row(&store, "s1"), (T0 + 1_000, T0 + 1_000));
+        // Or until its time has come, at the next commit.
+        clock.advance(1_000);
+        send(&p, event("s1", 3, T0 + 2_000, EventKind::Heartbeat)).await;
+        clock.advance(ROW_DEFER_MS - 1);
+        send(&p, event("s2", 1, T0, EventKind::Play)).await;
+        assert_eq!(row(&store, "s1"), (T0 + 1_000, T0 + 1_000), "written early");
+        clock.advance(1);
+        send(&p, event("s3", 1, T0, EventKind::Play)).await;
+        assert_eq!(row(&store, "s1"), (T0 + 2_000, T0 + 2_000));
+        // A closing event writes the row at once.
+        send(&p, event("s2", 2, T0 + 500, EventKind::Heartbeat)).await;
+        send(&p, event("s2", 3, T0 + 600, EventKind::Viewend)).await;
+        let s2 = store.session(&SessionKey::new("p", "s2")).unwrap().unwrap();
+        assert!(!s2.open);
+        assert_eq!(s2.last_event_at, T0 + 600);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_rewrites_rows_that_lag_their_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap());
+        let clock = ManualClock::new(T0);
+        let p = start(&store, &clock);
+        send(&p, event("s1", 1, T0, EventKind::Play)).await;
+        drop(p);
+        // What a crash leaves: an event committed, its row not rewritten.
+        let mut w = loop {
+            match store.writer() {
+                Ok(w) => break w,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        w.begin().unwrap();
+        let late = event("s1", 2, T0 + 5_000, EventKind::Heartbeat);
+        assert!(w
+            .insert_event(&late.key, Protocol::Native, &late.events[0])
+            .unwrap());
+        w.commit().unwrap();
+        drop(w);
+        assert_eq!(row(&store, "s1"), (T0, T0));
+        let p = start(&store, &clock);
+        p.flush().await;
+        assert_eq!(row(&store, "s1"), (T0 + 5_000, T0 + 5_000));
     }
 }

@@ -1,6 +1,6 @@
 //! `GET /data/v1/metrics`, `/metrics/timeseries`, `/metrics/breakdown`, `/realtime`.
 
-use super::{blocking, rfc3339, Query, ReadAuth};
+use super::{read_sessions, rfc3339, Query, ReadAuth};
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::extract::{RawQuery, State};
@@ -24,7 +24,10 @@ async fn aggregate(
     parts: Parts,
 ) -> Result<BTreeMap<GroupKey, Aggregate>, ApiError> {
     let store = state.store.clone();
-    blocking(move || store.aggregate_parts(&filters, &group, parts)).await
+    read_sessions(state, move || {
+        store.aggregate_parts(&filters, &group, parts)
+    })
+    .await
 }
 
 /// `concurrent_viewers` in each bucket `[b, b + interval)` from `start`.
@@ -35,7 +38,7 @@ async fn concurrency(
     interval: Millis,
 ) -> Result<Vec<u64>, ApiError> {
     let store = state.store.clone();
-    blocking(move || store.concurrency(&filters, start, interval)).await
+    read_sessions(state, move || store.concurrency(&filters, start, interval)).await
 }
 
 fn metric_name(q: &Query) -> Result<String, ApiError> {
@@ -287,7 +290,7 @@ pub async fn realtime(
     let q = Query::parse(raw.as_deref(), now, &[])?;
     let filters = q.filters(&property);
     let store = state.store.clone();
-    let r = blocking(move || store.realtime(&filters, now)).await?;
+    let r = read_sessions(&state, move || store.realtime(&filters, now)).await?;
     Ok(Json(RealtimeView {
         concurrent_viewers: r.concurrent_viewers,
         by_video: r

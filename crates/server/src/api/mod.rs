@@ -61,6 +61,17 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)??)
 }
 
+/// [`blocking`] for a read of session rows: first the rows of open
+/// sessions that lag their events are written ([`crate::ingest::Pipeline::flush`]),
+/// so the read sees every event acknowledged before it.
+pub async fn read_sessions<T: Send + 'static>(
+    state: &crate::AppState,
+    f: impl FnOnce() -> Result<T, playhead_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    state.pipeline.flush().await;
+    blocking(f).await
+}
+
 /// RFC 3339 UTC, milliseconds.
 pub fn rfc3339(ms: Millis) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

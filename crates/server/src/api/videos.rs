@@ -7,7 +7,7 @@
 //! reaching, as the vendor's curve does).
 //! Position 0 is reached by every play.
 
-use super::{blocking, Query, ReadAuth};
+use super::{read_sessions, Query, ReadAuth};
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::extract::{Path, RawQuery, State};
@@ -65,7 +65,7 @@ pub async fn retention(
             cursor: cursor.take(),
         };
         let store = state.store.clone();
-        let page = blocking(move || store.list_sessions(&query)).await?;
+        let page = read_sessions(&state, move || store.list_sessions(&query)).await?;
         reached.extend(
             page.sessions
                 .iter()
