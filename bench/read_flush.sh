@@ -2,10 +2,12 @@
 # What a read pays for the session rows the writer left stale (README, "the
 # write path"): open SESSIONS Adobe sessions, send each of them one more
 # event (so that, on a build that defers rows, every open row is stale), then
-# time `GET /data/v1/realtime` and `GET /data/v1/metrics` READS times each.
-# The first realtime read writes the stale rows before it reads; the later
-# ones have nothing to write. On a build that writes rows per event, every
-# read is like the later ones.
+# time a first `GET /data/v1/realtime` while `paced` sends 2,000 events/s
+# (and report those events' p99 and worst latency), then `GET
+# /data/v1/realtime` and `GET /data/v1/metrics` READS times each. The first
+# read writes the stale rows before it reads; the later ones have nothing to
+# write. On a build that writes rows per event, every read is like the later
+# ones.
 #
 # Usage: bench/read_flush.sh [SESSIONS] [READS] [BINARY...]
 #   defaults: 100000 sessions, 5 reads, target/release/playhead (built
@@ -45,6 +47,16 @@ for bin in "${BINS[@]}"; do
   echo
   echo "binary $bin: after the opens, $(grep -o 'requests=[0-9]* ok=[0-9]*' "$TMP_DIR/paced.txt")"
   sleep 1
+  # The first read, while ingest goes on at 2,000 events/s: how long the
+  # events sent meanwhile waited.
+  start_bg taskset -c 1 target/release/paced --target "127.0.0.1:$PORT" --sids "$TMP_DIR/sids.txt" \
+    --rate 2000 --warmup 0 --duration 8 > "$TMP_DIR/during.txt"
+  during=$BG_PID
+  sleep 2
+  first=$(timed_get /data/v1/realtime)
+  wait "$during" || true
+  echo "  first GET /data/v1/realtime: $first"
+  echo "  ingest meanwhile (paced, 2,000/s for 8 s): $(grep -oE '\b(requests|ok|p99_us|max_us)=[0-9]+' "$TMP_DIR/during.txt" | tr '\n' ' ')"
   for q in /data/v1/realtime /data/v1/metrics; do
     line="  GET $q:"
     for _ in $(seq "$READS"); do

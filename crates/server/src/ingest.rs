@@ -20,7 +20,9 @@
 
 use crate::clock::Clock;
 use crate::telemetry::Telemetry;
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender, TrySendError};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, SendError, Sender, TryRecvError, TrySendError,
+};
 use playhead_engine::tracker::CloseReason;
 use playhead_engine::Tracker;
 use playhead_model::{Batch, Protocol, SessionKey, SessionSummary};
@@ -56,9 +58,12 @@ pub const SYNC_QUEUE: usize = 8;
 /// once per 3–6 events rather than per event, while a read's flush has at
 /// most 30 s of sessions to write.
 pub const ROW_DEFER_MS: i64 = 30_000;
-/// Most stale rows one commit rewrites because their time has come (a
-/// flush writes them all).
-const STALE_ROWS_PER_COMMIT: usize = 2_000;
+/// Most stale rows one commit rewrites, because their time has come or a
+/// read waits for them. A read's flush of many rows spans several commits,
+/// so ingest requests go on between them: one transaction of 100,000 rows
+/// held the writer for 3–4 s (`bench/read_flush.sh`), enough to fill the
+/// ingest queue. A row costs about 30 µs, so a commit's share is ~30 ms.
+const STALE_ROWS_PER_COMMIT: usize = 1_000;
 
 /// What a session must be for a request to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,8 +255,10 @@ impl Pipeline {
             tracker,
             groups,
             pending: HashMap::new(),
+            stale_pushed: stale.len() as u64,
+            stale_popped: 0,
             stale,
-            flush_all: false,
+            flushes: Vec::new(),
             last_arrival: 0,
             clock,
             telemetry: telemetry.clone(),
@@ -403,14 +410,43 @@ struct Writer {
     /// Open sessions whose row lags, oldest first, with when it began to
     /// (the tracker holds the mark; an entry whose mark changed is skipped).
     stale: VecDeque<(i64, SessionKey)>,
-    /// A read asked for every stale row in the next commit.
-    flush_all: bool,
+    /// Entries ever pushed onto `stale` and popped from it: a flush waits
+    /// until the entries pushed before it arrived are popped.
+    stale_pushed: u64,
+    stale_popped: u64,
+    /// Reads waiting for the stale rows: the `stale_pushed` they wait for.
+    flushes: Vec<(u64, oneshot::Sender<()>)>,
     /// The last arrival stamp given (see `next_arrival`).
     last_arrival: u64,
     clock: Arc<dyn Clock>,
     telemetry: Arc<Telemetry>,
     depth: Arc<AtomicI64>,
     max_group: usize,
+}
+
+/// What the writer waits for before its next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Nothing: it takes the requests already queued and goes on.
+    Nothing,
+    /// A request, or the fsync thread becoming idle (to commit).
+    RequestOrSync,
+    /// A request (or the periodic expiry).
+    Request,
+}
+
+/// `open`: a transaction is open; `flushing`: reads wait for stale rows;
+/// `unsynced`: committed groups the fsync thread has not made durable.
+/// A transaction commits once the fsync thread is idle; a flush goes on
+/// from commit to commit without waiting for requests.
+fn wait_for(open: bool, flushing: bool, unsynced: usize) -> Wait {
+    if flushing && unsynced == 0 {
+        Wait::Nothing
+    } else if open || flushing {
+        Wait::RequestOrSync
+    } else {
+        Wait::Request
+    }
 }
 
 impl Writer {
@@ -422,8 +458,14 @@ impl Writer {
         let mut last_expiry = Instant::now();
         let mut fold_due = false;
         loop {
-            let first = if self.open.is_some() {
-                // Wait for a request or for the fsync thread to be idle.
+            let wait = wait_for(self.open.is_some(), !self.flushes.is_empty(), self.unsynced);
+            let first = if wait == Wait::Nothing {
+                match rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else if wait == Wait::RequestOrSync {
                 crossbeam_channel::select! {
                     recv(rx) -> m => match m {
                         Ok(m) => Some(m),
@@ -455,7 +497,7 @@ impl Writer {
                 last_expiry = Instant::now();
                 fold_due = true;
             }
-            if !group.is_empty() || due {
+            if !group.is_empty() || due || (!self.flushes.is_empty() && self.open.is_none()) {
                 self.apply_group(group, due);
             }
             if self.open.is_some() && (self.unsynced == 0 || self.open_requests() >= self.max_group)
@@ -467,34 +509,55 @@ impl Writer {
                 self.fold_rollups();
             }
         }
-        // Stopping: every row up to date.
-        self.flush_all = true;
+        // Stopping: every row up to date, in one last transaction.
         self.apply_group(Vec::new(), false);
         if self.open.is_some() {
+            self.take_stale_rows(true);
             self.commit_open();
         }
         info!("writer stopped");
     }
 
-    /// Into the rows to write: the stale rows whose time has come (at most
-    /// [`STALE_ROWS_PER_COMMIT`]), or all of them when a read asked.
-    fn take_stale_rows(&mut self) {
-        let all = std::mem::take(&mut self.flush_all);
+    /// Into the rows to write (at most [`STALE_ROWS_PER_COMMIT`], or every
+    /// one with `all`): the stale rows that reads wait for, and those whose
+    /// time has come. The reads whose rows are all taken are answered with
+    /// this commit.
+    fn take_stale_rows(&mut self, all: bool) {
         let due_before = self.clock.now_ms().saturating_sub(ROW_DEFER_MS);
+        let awaited = self
+            .flushes
+            .iter()
+            .map(|(upto, _)| *upto)
+            .max()
+            .unwrap_or(0);
         let mut taken = 0;
         while let Some(&(since, _)) = self.stale.front() {
-            if !all && (since > due_before || taken >= STALE_ROWS_PER_COMMIT) {
+            let wanted = all
+                || (taken < STALE_ROWS_PER_COMMIT
+                    && (self.stale_popped < awaited || since <= due_before));
+            if !wanted {
                 break;
             }
             let Some((since, key)) = self.stale.pop_front() else {
                 break;
             };
-            let since = (!all).then_some(since);
+            self.stale_popped += 1;
+            // A read takes the row as it is now, whenever it was marked.
+            let since = (self.stale_popped > awaited && !all).then_some(since);
             if let Some(summary) = self.tracker.take_stale_row(&key, since) {
                 // A row written in this transaction anyway is as new.
                 self.pending.entry(key).or_insert(summary);
                 taken += 1;
             }
+        }
+        let popped = self.stale_popped;
+        let (done, waiting) = std::mem::take(&mut self.flushes)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(upto, _)| *upto <= popped);
+        self.flushes = waiting;
+        if let Some(open) = self.open.as_mut() {
+            open.flushes
+                .extend(done.into_iter().map(|(_, reply)| reply));
         }
     }
 
@@ -532,7 +595,9 @@ impl Writer {
                 Message::Flush(r) => flushes.push(r),
             }
         }
-        self.flush_all |= !flushes.is_empty();
+        let upto = self.stale_pushed;
+        self.flushes
+            .extend(flushes.into_iter().map(|reply| (upto, reply)));
         if self.open.is_none() {
             if let Err(e) = self.writer.begin() {
                 self.fail(e, ingests, expiries);
@@ -544,9 +609,6 @@ impl Writer {
                 expiries: Vec::new(),
                 flushes: Vec::new(),
             });
-        }
-        if let Some(open) = self.open.as_mut() {
-            open.flushes.extend(flushes);
         }
         let expire = !expiries.is_empty() || periodic_expiry;
         match self.apply(&mut ingests, expire) {
@@ -571,7 +633,7 @@ impl Writer {
     /// Write the open transaction's session rows and commit it; its
     /// replies go once it is durable.
     fn commit_open(&mut self) {
-        self.take_stale_rows();
+        self.take_stale_rows(false);
         let result = self
             .pending
             .values()
@@ -620,12 +682,18 @@ impl Writer {
             Ok((t, stale)) => {
                 self.groups = derived_groups(&t);
                 self.tracker = t;
+                self.stale_pushed = stale.len() as u64;
+                self.stale_popped = 0;
                 self.stale = stale;
             }
             Err(e) => error!(error = %e, "tracker rebuild failed"),
         }
         if let Some(held) = held {
             held.answer(false, &self.telemetry);
+        }
+        // Reads waiting for rows read them as they are.
+        for (_, reply) in self.flushes.drain(..) {
+            let _ = reply.send(());
         }
         for (sub, _) in ingests {
             let _ = sub.reply.send(Err(IngestError::Storage));
@@ -790,6 +858,7 @@ impl Writer {
             }
         } else if self.tracker.mark_row_stale(key, now) {
             self.stale.push_back((now, key.clone()));
+            self.stale_pushed += 1;
         }
         Ok(IngestOutcome::Applied {
             accepted,
@@ -1156,6 +1225,62 @@ mod deferred_rows_tests {
         let s2 = store.session(&SessionKey::new("p", "s2")).unwrap().unwrap();
         assert!(!s2.open);
         assert_eq!(s2.last_event_at, T0 + 600);
+    }
+
+    /// A flush waiting on the fsync thread wakes when it is idle, not at
+    /// the next request or expiry tick (which, with no ingest going on,
+    /// held each commit of a flush for a second).
+    #[test]
+    fn the_writer_waits_for_what_lets_it_go_on() {
+        assert_eq!(wait_for(false, true, 1), Wait::RequestOrSync);
+        assert_eq!(wait_for(true, true, 1), Wait::RequestOrSync);
+        assert_eq!(wait_for(false, true, 0), Wait::Nothing);
+        assert_eq!(wait_for(true, true, 0), Wait::Nothing);
+        assert_eq!(wait_for(true, false, 1), Wait::RequestOrSync);
+        assert_eq!(wait_for(true, false, 0), Wait::RequestOrSync);
+        assert_eq!(wait_for(false, false, 0), Wait::Request);
+        assert_eq!(wait_for(false, false, 3), Wait::Request);
+    }
+
+    /// More stale rows than one commit takes: the read's flush spans
+    /// several commits, with ingest going on between them, and returns only
+    /// once every row it waits for is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flush_of_many_rows_spans_commits_and_misses_none() {
+        flush_of_many_rows(FsyncPolicy::Off).await;
+    }
+
+    /// The same with the fsync thread between commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pipelined_flush_of_many_rows_misses_none() {
+        flush_of_many_rows(FsyncPolicy::Always).await;
+    }
+
+    async fn flush_of_many_rows(fsync: FsyncPolicy) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), fsync).unwrap());
+        let clock = ManualClock::new(T0);
+        let p = start(&store, &clock);
+        let n = STALE_ROWS_PER_COMMIT * 2 + 500;
+        let ids: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        for id in &ids {
+            send(&p, event(id, 1, T0, EventKind::Play)).await;
+        }
+        clock.advance(1_000);
+        for id in &ids {
+            send(&p, event(id, 2, T0 + 1_000, EventKind::Heartbeat)).await;
+        }
+        assert_eq!(row(&store, &ids[n - 1]), (T0, T0), "rows are stale");
+        // A read's flush, and an event of another session sent meanwhile.
+        let (flushed, late) = tokio::join!(
+            p.flush(),
+            send(&p, event("late", 1, T0 + 1_000, EventKind::Play))
+        );
+        let ((), ()) = (flushed, late);
+        for id in &ids {
+            assert_eq!(row(&store, id), (T0 + 1_000, T0 + 1_000), "{id}");
+        }
+        assert_eq!(row(&store, "late"), (T0 + 1_000, T0 + 1_000));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
