@@ -323,8 +323,9 @@ impl Pipeline {
 
     /// Write the rows of open sessions that lag their events (see
     /// [`ROW_DEFER_MS`]), so that a read that follows sees every event
-    /// acknowledged before it. Returns once they are committed (or the
-    /// writer failed or stopped: the read then sees the rows as they are).
+    /// acknowledged before it. Returns once they are committed, at once
+    /// when none lags (or when the writer failed or stopped: the read then
+    /// sees the rows as they are).
     pub async fn flush(&self) {
         let (reply, rx) = oneshot::channel();
         let tx = self.tx.clone();
@@ -596,8 +597,16 @@ impl Writer {
             }
         }
         let upto = self.stale_pushed;
-        self.flushes
-            .extend(flushes.into_iter().map(|reply| (upto, reply)));
+        if self.stale_popped >= upto {
+            // No row lags: every popped one was written by a commit that
+            // returned (`commit_open`), so a read may go on at once.
+            for reply in flushes {
+                let _ = reply.send(());
+            }
+        } else {
+            self.flushes
+                .extend(flushes.into_iter().map(|reply| (upto, reply)));
+        }
         if self.open.is_none() {
             if let Err(e) = self.writer.begin() {
                 self.fail(e, ingests, expiries);
