@@ -28,7 +28,7 @@ OUT=bench/out
 mkdir -p "$OUT"
 command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
 cargo build --release -q -p playhead -p playhead-bench
-BIN=target/release/playhead
+BIN=${P4_BIN:-target/release/playhead}
 OPEN=target/release/open-sessions
 WARMUP=1000
 

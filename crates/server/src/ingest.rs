@@ -384,7 +384,7 @@ fn restore(store: &dyn Store) -> Result<(Tracker, VecDeque<(i64, SessionKey)>), 
             rec.events,
             last_received_at,
         );
-        if tracker.summary_of(&key).as_ref() != Some(&s) && tracker.mark_row_stale(&key, i64::MIN) {
+        if tracker.summary_of(&key).as_ref() != Some(&s) && tracker.mark_row_stale(&key) {
             stale.push_back((i64::MIN, key));
         }
     }
@@ -409,7 +409,7 @@ struct Writer {
     /// session's row is written once per group commit, not once per request.
     pending: HashMap<SessionKey, SessionSummary>,
     /// Open sessions whose row lags, oldest first, with when it began to
-    /// (the tracker holds the mark; an entry whose mark changed is skipped).
+    /// (the tracker holds the mark; an entry whose row was written since is skipped).
     stale: VecDeque<(i64, SessionKey)>,
     /// Entries ever pushed onto `stale` and popped from it: a flush waits
     /// until the entries pushed before it arrived are popped.
@@ -539,13 +539,14 @@ impl Writer {
             if !wanted {
                 break;
             }
-            let Some((since, key)) = self.stale.pop_front() else {
+            let Some((_, key)) = self.stale.pop_front() else {
                 break;
             };
             self.stale_popped += 1;
-            // A read takes the row as it is now, whenever it was marked.
-            let since = (self.stale_popped > awaited && !all).then_some(since);
-            if let Some(summary) = self.tracker.take_stale_row(&key, since) {
+            // The session's mark may be newer than this entry (its row was
+            // written, then marked again): the row is written from the
+            // older entry, a little early, and the newer one finds no mark.
+            if let Some(summary) = self.tracker.take_stale_row(&key) {
                 // A row written in this transaction anyway is as new.
                 self.pending.entry(key).or_insert(summary);
                 taken += 1;
@@ -865,7 +866,7 @@ impl Writer {
             if let Some(summary) = self.tracker.take_row(key) {
                 self.pending.insert(key.clone(), summary);
             }
-        } else if self.tracker.mark_row_stale(key, now) {
+        } else if self.tracker.mark_row_stale(key) {
             self.stale.push_back((now, key.clone()));
             self.stale_pushed += 1;
         }
