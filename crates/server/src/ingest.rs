@@ -1177,6 +1177,16 @@ mod deferred_rows_tests {
         .unwrap()
     }
 
+    /// A store in a temp dir (kept while the returned `TempDir` lives), a
+    /// clock at `T0`, and a pipeline over them.
+    fn set_up(fsync: FsyncPolicy) -> (tempfile::TempDir, Arc<dyn Store>, ManualClock, Pipeline) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), fsync).unwrap());
+        let clock = ManualClock::new(T0);
+        let p = start(&store, &clock);
+        (dir, store, clock, p)
+    }
+
     /// A native event of session `id` at `t`, with `seq` as its dedup key.
     fn event(id: &str, seq: u64, t: Millis, kind: EventKind) -> Batch {
         let mut ev = Event::new(t, t, kind);
@@ -1205,11 +1215,7 @@ mod deferred_rows_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_open_sessions_row_lags_until_its_time_comes_or_a_read_flushes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap());
-        let clock = ManualClock::new(T0);
-        let p = start(&store, &clock);
+        let (_dir, store, clock, p) = set_up(FsyncPolicy::Off);
         // A new session's row is written with its first request.
         send(&p, event("s1", 1, T0, EventKind::Play)).await;
         assert_eq!(row(&store, "s1"), (T0, T0));
@@ -1267,10 +1273,7 @@ mod deferred_rows_tests {
     }
 
     async fn flush_of_many_rows(fsync: FsyncPolicy) {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), fsync).unwrap());
-        let clock = ManualClock::new(T0);
-        let p = start(&store, &clock);
+        let (_dir, store, clock, p) = set_up(fsync);
         let n = STALE_ROWS_PER_COMMIT * 2 + 500;
         let ids: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
         for id in &ids {
@@ -1295,11 +1298,7 @@ mod deferred_rows_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_restart_rewrites_rows_that_lag_their_events() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap());
-        let clock = ManualClock::new(T0);
-        let p = start(&store, &clock);
+        let (_dir, store, clock, p) = set_up(FsyncPolicy::Off);
         send(&p, event("s1", 1, T0, EventKind::Play)).await;
         drop(p);
         // What a crash leaves: an event committed, its row not rewritten.
