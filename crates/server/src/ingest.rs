@@ -256,7 +256,6 @@ impl Pipeline {
             groups,
             pending: HashMap::new(),
             stale_pushed: stale.len() as u64,
-            stale_popped: 0,
             stale,
             flushes: Vec::new(),
             last_arrival: 0,
@@ -378,7 +377,7 @@ fn restore(store: &dyn Store) -> Result<(Tracker, VecDeque<(i64, SessionKey)>), 
         let last_received_at = received.map_or(s.last_received_at, |r| r.max(s.last_received_at));
         let key = s.key.clone();
         tracker.restore(
-            s.key.clone(),
+            key.clone(),
             s.protocol,
             s.meta.clone(),
             rec.events,
@@ -411,10 +410,10 @@ struct Writer {
     /// Open sessions whose row lags, oldest first, with when it began to
     /// (the tracker holds the mark; an entry whose row was written since is skipped).
     stale: VecDeque<(i64, SessionKey)>,
-    /// Entries ever pushed onto `stale` and popped from it: a flush waits
-    /// until the entries pushed before it arrived are popped.
+    /// Entries ever pushed onto `stale` (those popped are the ones pushed
+    /// but no longer in it): a flush waits until the entries pushed before
+    /// it arrived are popped.
     stale_pushed: u64,
-    stale_popped: u64,
     /// Reads waiting for the stale rows: the `stale_pushed` they wait for.
     flushes: Vec<(u64, oneshot::Sender<()>)>,
     /// The last arrival stamp given (see `next_arrival`).
@@ -535,14 +534,13 @@ impl Writer {
         while let Some(&(since, _)) = self.stale.front() {
             let wanted = all
                 || (taken < STALE_ROWS_PER_COMMIT
-                    && (self.stale_popped < awaited || since <= due_before));
+                    && (self.stale_popped() < awaited || since <= due_before));
             if !wanted {
                 break;
             }
             let Some((_, key)) = self.stale.pop_front() else {
                 break;
             };
-            self.stale_popped += 1;
             // The session's mark may be newer than this entry (its row was
             // written, then marked again): the row is written from the
             // older entry, a little early, and the newer one finds no mark.
@@ -552,7 +550,7 @@ impl Writer {
                 taken += 1;
             }
         }
-        let popped = self.stale_popped;
+        let popped = self.stale_popped();
         let (done, waiting) = std::mem::take(&mut self.flushes)
             .into_iter()
             .partition::<Vec<_>, _>(|(upto, _)| *upto <= popped);
@@ -561,6 +559,11 @@ impl Writer {
             open.flushes
                 .extend(done.into_iter().map(|(_, reply)| reply));
         }
+    }
+
+    /// Entries ever popped from `stale`.
+    fn stale_popped(&self) -> u64 {
+        self.stale_pushed - self.stale.len() as u64
     }
 
     /// Requests applied to the open transaction.
@@ -598,7 +601,7 @@ impl Writer {
             }
         }
         let upto = self.stale_pushed;
-        if self.stale_popped >= upto {
+        if self.stale_popped() >= upto {
             // No row lags: every popped one was written by a commit that
             // returned (`commit_open`), so a read may go on at once.
             for reply in flushes {
@@ -693,7 +696,6 @@ impl Writer {
                 self.groups = derived_groups(&t);
                 self.tracker = t;
                 self.stale_pushed = stale.len() as u64;
-                self.stale_popped = 0;
                 self.stale = stale;
             }
             Err(e) => error!(error = %e, "tracker rebuild failed"),

@@ -8,7 +8,7 @@
 //! those codes are. At most [`MAX_SESSIONS`] sessions are read; `truncated`
 //! says when there were more.
 
-use super::{read_sessions, rfc3339, Query, ReadAuth};
+use super::{blocking, flush_session_rows, rfc3339, Query, ReadAuth};
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::extract::{RawQuery, State};
@@ -68,13 +68,13 @@ pub async fn list(
         .iter()
         .find(|(d, _)| *d == Dimension::ErrorCode)
         .map(|(_, codes)| codes.clone());
+    flush_session_rows(&state).await;
     if wanted.is_none() {
         let store = state.store.clone();
         let by_code = filters.clone();
-        let groups = read_sessions(&state, move || {
-            store.aggregate(&by_code, &GroupBy::Dimension(Dimension::ErrorCode))
-        })
-        .await?;
+        let groups =
+            blocking(move || store.aggregate(&by_code, &GroupBy::Dimension(Dimension::ErrorCode)))
+                .await?;
         let codes: Vec<String> = groups
             .into_keys()
             .filter_map(|k| match k {
@@ -102,7 +102,7 @@ pub async fn list(
                 cursor: cursor.take(),
             };
             let store = state.store.clone();
-            let page = read_sessions(&state, move || store.list_sessions(&query)).await?;
+            let page = blocking(move || store.list_sessions(&query)).await?;
             for s in &page.sessions {
                 if s.metrics.errors.is_empty() {
                     continue;

@@ -1,6 +1,6 @@
 //! `GET /data/v1/metrics`, `/metrics/timeseries`, `/metrics/breakdown`, `/realtime`.
 
-use super::{read_sessions, rfc3339, Query, ReadAuth};
+use super::{blocking, flush_session_rows, rfc3339, Query, ReadAuth};
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::extract::{RawQuery, State};
@@ -24,10 +24,7 @@ async fn aggregate(
     parts: Parts,
 ) -> Result<BTreeMap<GroupKey, Aggregate>, ApiError> {
     let store = state.store.clone();
-    read_sessions(state, move || {
-        store.aggregate_parts(&filters, &group, parts)
-    })
-    .await
+    blocking(move || store.aggregate_parts(&filters, &group, parts)).await
 }
 
 /// `concurrent_viewers` in each bucket `[b, b + interval)` from `start`.
@@ -38,7 +35,7 @@ async fn concurrency(
     interval: Millis,
 ) -> Result<Vec<u64>, ApiError> {
     let store = state.store.clone();
-    read_sessions(state, move || store.concurrency(&filters, start, interval)).await
+    blocking(move || store.concurrency(&filters, start, interval)).await
 }
 
 fn metric_name(q: &Query) -> Result<String, ApiError> {
@@ -79,6 +76,7 @@ pub async fn overview(
 ) -> Result<Json<Overview>, ApiError> {
     let q = Query::parse(raw.as_deref(), state.clock.now_ms(), &[])?;
     let filters = q.filters(&property);
+    flush_session_rows(&state).await;
     let groups = aggregate(&state, filters.clone(), GroupBy::All, Parts::All).await?;
     let mut metrics = groups
         .get(&GroupKey::All)
@@ -148,6 +146,7 @@ pub async fn timeseries(
     // Buckets are aligned to the interval, but only sessions inside
     // [from, to) count, as in the overview over the same range.
     let filters = q.filters(&property);
+    flush_session_rows(&state).await;
     let points = if metric == "concurrent_viewers" {
         concurrency(&state, filters, start, interval)
             .await?
@@ -229,6 +228,7 @@ pub async fn breakdown(
         .parse()
         .map_err(|e: String| ApiError::bad_request(format!("by: {e}")))?;
     let limit = q.limit(10)?;
+    flush_session_rows(&state).await;
     let groups = aggregate(
         &state,
         q.filters(&property),
@@ -290,7 +290,8 @@ pub async fn realtime(
     let q = Query::parse(raw.as_deref(), now, &[])?;
     let filters = q.filters(&property);
     let store = state.store.clone();
-    let r = read_sessions(&state, move || store.realtime(&filters, now)).await?;
+    flush_session_rows(&state).await;
+    let r = blocking(move || store.realtime(&filters, now)).await?;
     Ok(Json(RealtimeView {
         concurrent_viewers: r.concurrent_viewers,
         by_video: r

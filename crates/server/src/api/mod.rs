@@ -61,15 +61,12 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)??)
 }
 
-/// [`blocking`] for a read of session rows: first the rows of open
-/// sessions that lag their events are written ([`crate::ingest::Pipeline::flush`]),
-/// so the read sees every event acknowledged before it.
-pub async fn read_sessions<T: Send + 'static>(
-    state: &crate::AppState,
-    f: impl FnOnce() -> Result<T, playhead_store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
+/// Before a request reads session rows, once, after its input is checked:
+/// the writer first writes the rows of open sessions that lag their events
+/// ([`crate::ingest::Pipeline::flush`]), so every read of the request sees
+/// every event acknowledged before it.
+pub async fn flush_session_rows(state: &crate::AppState) {
     state.pipeline.flush().await;
-    blocking(f).await
 }
 
 /// RFC 3339 UTC, milliseconds.

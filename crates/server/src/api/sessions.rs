@@ -1,6 +1,6 @@
 //! `GET /data/v1/sessions`, `/sessions/{id}`, `/sessions/{id}/events`.
 
-use super::{blocking, read_sessions, rfc3339, Query, ReadAuth};
+use super::{blocking, flush_session_rows, rfc3339, Query, ReadAuth};
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::extract::{Path, RawQuery, State};
@@ -136,7 +136,8 @@ pub async fn list(
         cursor: q.param("cursor").map(str::to_owned),
     };
     let store = state.store.clone();
-    let page = read_sessions(&state, move || store.list_sessions(&query)).await?;
+    flush_session_rows(&state).await;
+    let page = blocking(move || store.list_sessions(&query)).await?;
     Ok(Json(SessionList {
         sessions: page
             .sessions
@@ -154,7 +155,8 @@ async fn load_session(
 ) -> Result<SessionSummary, ApiError> {
     let key = SessionKey::new(property, id);
     let store = state.store.clone();
-    read_sessions(state, move || store.session(&key))
+    flush_session_rows(state).await;
+    blocking(move || store.session(&key))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no session `{id}` in this property")))
 }

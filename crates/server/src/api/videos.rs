@@ -7,7 +7,7 @@
 //! reaching, as the vendor's curve does).
 //! Position 0 is reached by every play.
 
-use super::{read_sessions, Query, ReadAuth};
+use super::{blocking, flush_session_rows, Query, ReadAuth};
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::extract::{Path, RawQuery, State};
@@ -54,6 +54,7 @@ pub async fn retention(
     filters
         .dimensions
         .push((Dimension::VideoId, vec![video_id.clone()]));
+    flush_session_rows(&state).await;
     // The furthest position of each play.
     let mut reached: Vec<f64> = Vec::new();
     let mut cursor = None;
@@ -65,7 +66,7 @@ pub async fn retention(
             cursor: cursor.take(),
         };
         let store = state.store.clone();
-        let page = read_sessions(&state, move || store.list_sessions(&query)).await?;
+        let page = blocking(move || store.list_sessions(&query)).await?;
         reached.extend(
             page.sessions
                 .iter()
