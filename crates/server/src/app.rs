@@ -20,7 +20,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use playhead_store::{Store, StoreError};
 use std::sync::Arc;
-use tower::Layer;
+use tower::{Layer, ServiceExt};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
@@ -159,9 +159,16 @@ pub fn app(state: AppState) -> Router {
         .with_state(state);
     // CORS wraps the whole router as one service, so it sees every request
     // (preflights included) before routing and its 404/405 fallbacks.
-    Router::new()
-        .nest_service("/api/v1", media_collection_ingest::router(state_for_media))
-        .fallback_service(cors.layer(routes))
+    let rest = Router::new().fallback_service(cors.layer(routes));
+    let media = media_collection_ingest::router(state_for_media);
+    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let to = if media_collection_ingest::owns(req.uri().path()) {
+            &media
+        } else {
+            &rest
+        };
+        to.clone().oneshot(req)
+    }))
 }
 
 /// The dashboard's files and pages (`assets`); any other path, and every

@@ -1,5 +1,5 @@
 //! The Media Collection API (Adobe Media Analytics compatible,
-//! `spec/protocols.md` §2), nested under `/api/v1`:
+//! `spec/protocols.md` §2), every path under `/api/v1`:
 //!
 //! - `POST /api/v1/sessions`: a `sessionStart` creates a session: `201`, an
 //!   empty body and `Location: /api/v1/sessions/{sid}`. The deprecated form
@@ -60,13 +60,21 @@ fn overloaded(e: IngestError) -> MediaError {
     crate::native_ingest::ingest_error(e).into()
 }
 
-/// The routes, to nest under `/api/v1`, with the vendor's CORS around them.
+/// Whether a path is the Media Collection API's (`/api/v1` and below).
+pub fn owns(path: &str) -> bool {
+    path.strip_prefix("/api/v1")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The routes of every path under `/api/v1` ([`owns`]), with the vendor's
+/// CORS around them. Their paths are whole, not nested: a nested router
+/// rewrites each request's URI (5 k instructions an event, `bench/RESULTS.md`).
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
-        .route("/sessions", post(start_session))
-        .route("/sessions/{sid}/events", post(post_event))
-        .route("/downloaded", post(downloaded))
-        .route("/schemas/{event_type}", get(schema))
+        .route("/api/v1/sessions", post(start_session))
+        .route("/api/v1/sessions/{sid}/events", post(post_event))
+        .route("/api/v1/downloaded", post(downloaded))
+        .route("/api/v1/schemas/{event_type}", get(schema))
         .fallback(|| async {
             MediaError(ApiError::not_found("no such Media Collection API route"))
         })
@@ -131,12 +139,14 @@ fn property_of_sid<'a>(state: &'a AppState, sid: &str) -> Option<&'a str> {
     if sid.len() != 64 || !sid.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let prefix = &sid[..16];
+    // The prefix's number, compared with each property's hash: no text is
+    // written per request.
+    let prefix = u64::from_str_radix(&sid[..16], 16).ok()?;
     state
         .config
         .properties
         .iter()
-        .find(|p| sid_prefix(&p.name) == prefix)
+        .find(|p| stable_hash(p.name.as_bytes()) == prefix)
         .map(|p| p.name.as_str())
 }
 

@@ -1364,3 +1364,88 @@ async fn media_collection_sessions_get_user_agent_dimensions() {
     assert_eq!(v.body["dimensions"]["browser"], "Chrome", "{}", v.text);
     assert_eq!(v.body["dimensions"]["os"], "Windows 10", "{}", v.text);
 }
+
+#[tokio::test]
+async fn every_path_under_api_v1_is_the_media_collection_apis_and_no_other() {
+    let s = server();
+    let start = json!({"eventType": "sessionStart", "playerTime": {"playhead": 0, "ts": T0},
+        "params": {"analytics.reportSuite": "any", "analytics.trackingServer": "t.example",
+                   "media.channel": "c", "media.contentType": "vod", "media.id": "m1",
+                   "media.length": 60, "media.name": "n", "media.playerName": "p",
+                   "visitor.marketingCloudOrgId": "org@AdobeOrg"}});
+    let r = send(
+        &s.router,
+        Request::post("/api/v1/sessions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(start.to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let location = r.header("location").unwrap().to_owned();
+    let ping = json!({"eventType": "ping", "playerTime": {"playhead": 10, "ts": T0 + 10_000}});
+    let r = send(
+        &s.router,
+        Request::post(format!("{location}/events"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(ping.to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+
+    // The vendor's answers: its CORS and `{"message"}` errors, on routes it
+    // does not have too.
+    let vendor = |r: &Reply, status: StatusCode| {
+        assert_eq!(r.status, status, "{}", r.text);
+        assert_eq!(
+            r.header("access-control-allow-methods"),
+            Some("OPTIONS,POST,PUT")
+        );
+        assert!(r.body["message"].is_string(), "{}", r.text);
+    };
+    for path in ["/api/v1", "/api/v1/", "/api/v1/nope"] {
+        let r = send(&s.router, Request::get(path).body(Body::empty()).unwrap()).await;
+        vendor(&r, StatusCode::NOT_FOUND);
+    }
+    let r = send(
+        &s.router,
+        Request::get("/api/v1/sessions")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    vendor(&r, StatusCode::METHOD_NOT_ALLOWED);
+    // A path that only begins like it is Playhead's own.
+    let r = send(
+        &s.router,
+        Request::get("/api/v1x").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-methods"), None);
+    assert!(r.body["message"].is_null(), "{}", r.text);
+    assert_eq!(r.error(), "no such route");
+
+    // Requests are counted under their whole route.
+    let r = send(
+        &s.router,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    for (route, status) in [
+        ("/api/v1/sessions", "201"),
+        ("/api/v1/sessions/{sid}/events", "204"),
+    ] {
+        let wanted = [format!("route=\"{route}\""), format!("status=\"{status}\"")];
+        assert!(
+            r.text
+                .lines()
+                .any(|l| l.starts_with("playhead_http_requests_total{")
+                    && wanted.iter().all(|w| l.contains(w.as_str()))
+                    && l.ends_with(" 1")),
+            "no count of {route} {status} in:\n{}",
+            r.text
+        );
+    }
+}

@@ -119,7 +119,7 @@ const VIEWER_ID_KEYS: [&str; 3] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
     /// The wire name (`sessionStart`, `play`, ...).
-    pub event_type: String,
+    pub event_type: &'static str,
     /// Canonical events: usually one; `sessionStart` and `sessionComplete` give two.
     pub events: Vec<Event>,
     /// From `sessionStart` only: what the session is (else default).
@@ -144,7 +144,64 @@ pub fn decode_event(
     index: u64,
 ) -> Result<Decoded, ProtocolError> {
     let valid = rules::validate(value, "")?;
-    Ok(decode_valid(&valid, received_at, index))
+    Ok(decode_valid(Parts::cloned(&valid), received_at, index))
+}
+
+/// Validate and decode one event that the caller owns: its `params`,
+/// `qoeData` and `customMetadata` move into the canonical events instead of
+/// being copied (the request path, `decode_body` and `decode_batch`).
+fn decode_owned(
+    value: Value,
+    at: &str,
+    received_at: Millis,
+    index: u64,
+) -> Result<Decoded, ProtocolError> {
+    let valid = rules::validate(&value, at)?;
+    let (rules, playhead, ts) = (valid.rules, valid.playhead, valid.ts);
+    let has = [
+        valid.params.is_some(),
+        valid.qoe.is_some(),
+        valid.custom.is_some(),
+    ];
+    let Value::Object(mut o) = value else {
+        unreachable!("validate accepts only an object")
+    };
+    let mut take = |present: bool, key: &str| match o.remove(key) {
+        Some(Value::Object(m)) if present => m,
+        _ => Map::new(),
+    };
+    let parts = Parts {
+        rules,
+        playhead,
+        ts,
+        params: take(has[0], "params"),
+        qoe: take(has[1], "qoeData"),
+        custom: take(has[2], "customMetadata"),
+    };
+    Ok(decode_valid(parts, received_at, index))
+}
+
+/// A valid event's facts and its three open-ended objects (empty when absent).
+struct Parts {
+    rules: &'static rules::EventRules,
+    playhead: f64,
+    ts: Millis,
+    params: Map<String, Value>,
+    qoe: Map<String, Value>,
+    custom: Map<String, Value>,
+}
+
+impl Parts {
+    fn cloned(v: &Valid<'_>) -> Parts {
+        Parts {
+            rules: v.rules,
+            playhead: v.playhead,
+            ts: v.ts,
+            params: v.params.cloned().unwrap_or_default(),
+            qoe: v.qoe.cloned().unwrap_or_default(),
+            custom: v.custom.cloned().unwrap_or_default(),
+        }
+    }
 }
 
 /// Parse a request body (JSON) and decode the one event in it. An array is
@@ -157,7 +214,7 @@ pub fn decode_body(body: &[u8], received_at: Millis) -> Result<Decoded, Protocol
             "must be one event (a JSON object); an array is a downloaded batch",
         ));
     }
-    decode_event(&value, received_at, 0)
+    decode_owned(value, "", received_at, 0)
 }
 
 /// Parse and validate a downloaded batch (a JSON array): the first event must
@@ -171,13 +228,12 @@ pub fn decode_batch(
     received_at: Millis,
     require_downloaded_flag: bool,
 ) -> Result<Vec<Decoded>, ProtocolError> {
-    let value = parse(body)?;
-    let items = value.as_array().ok_or_else(|| {
-        ProtocolError::invalid(
+    let Value::Array(items) = parse(body)? else {
+        return Err(ProtocolError::invalid(
             "body",
             "must be a JSON array of events (a downloaded session)",
-        )
-    })?;
+        ));
+    };
     if items.is_empty() {
         return Err(ProtocolError::invalid(
             "body",
@@ -194,13 +250,20 @@ pub fn decode_batch(
         ));
     }
     let mut decoded = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let valid = rules::validate(item, &format!("[{i}]"))?;
-        decoded.push(decode_valid(&valid, received_at, i as u64));
+    // Each event's own `playerTime.ts` (validated), before the clock-skew rule.
+    let mut sent_ts = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        sent_ts.push(item["playerTime"]["ts"].as_i64());
+        decoded.push(decode_owned(
+            item,
+            &format!("[{i}]"),
+            received_at,
+            i as u64,
+        )?);
     }
     let last = decoded.len() - 1;
     for (i, d) in decoded.iter().enumerate() {
-        let ty = d.event_type.as_str();
+        let ty = d.event_type;
         let is_end = ty == "sessionComplete" || ty == "sessionEnd";
         let wrong = if i == 0 && ty != "sessionStart" {
             Some("the first event of a batch must be sessionStart")
@@ -223,8 +286,8 @@ pub fn decode_batch(
     // Offline playback is uploaded after the fact, often days later: its
     // events keep their own times (the 24-h clock-skew rule is for live
     // traffic, where a far-off client clock is wrong).
-    for (d, item) in decoded.iter_mut().zip(items) {
-        let Some(ts) = item["playerTime"]["ts"].as_i64() else {
+    for (d, ts) in decoded.iter_mut().zip(sent_ts) {
+        let Some(ts) = ts else {
             continue;
         };
         for ev in d.events.iter_mut().filter(|e| e.clock_skew_corrected) {
@@ -248,13 +311,16 @@ fn parse(body: &[u8]) -> Result<Value, ProtocolError> {
 }
 
 /// The canonical events and session facts of a valid event.
-fn decode_valid(v: &Valid<'_>, received_at: Millis, index: u64) -> Decoded {
+fn decode_valid(v: Parts, received_at: Millis, index: u64) -> Decoded {
     let name = v.rules.name;
-    let mut params = v.params.cloned().unwrap_or_default();
-    let mut qoe_data = v.qoe.cloned().unwrap_or_default();
-    let mut custom = v.custom.cloned().unwrap_or_default();
+    let Parts {
+        mut params,
+        qoe: mut qoe_data,
+        mut custom,
+        ..
+    } = v;
     let mut d = Decoded {
-        event_type: name.to_owned(),
+        event_type: name,
         events: Vec::new(),
         meta: SessionMeta::default(),
         report_suite: None,
@@ -332,8 +398,8 @@ fn decode_valid(v: &Valid<'_>, received_at: Millis, index: u64) -> Decoded {
             ev.order = index.saturating_mul(ORDER_STRIDE) + rank + k as u64;
             ev.playhead = Some(v.playhead);
             if k == 0 {
-                ev.qoe = qoe.clone();
-                ev.data = data.clone();
+                ev.qoe = std::mem::take(&mut qoe);
+                ev.data = std::mem::take(&mut data);
             }
             ev.dedup_key = ev.content_key();
             ev

@@ -317,7 +317,7 @@ pub(crate) fn validate<'a>(value: &'a Value, at: &str) -> Result<Valid<'a>, Prot
         Some(_) => return Err(ProtocolError::invalid(f("eventType"), "must be a string")),
     };
 
-    let player_time = object(o, "playerTime", &f("playerTime"))?
+    let player_time = object(o, "playerTime", || f("playerTime"))?
         .ok_or_else(|| ProtocolError::invalid(f("playerTime"), "required"))?;
     let playhead = match player_time.get("playhead") {
         None => return Err(ProtocolError::invalid(f("playerTime.playhead"), "required")),
@@ -350,7 +350,7 @@ pub(crate) fn validate<'a>(value: &'a Value, at: &str) -> Result<Valid<'a>, Prot
         ));
     }
 
-    let params = object(o, "params", &f("params"))?;
+    let params = object(o, "params", || f("params"))?;
     if rules.needs_params && params.is_none() {
         return Err(ProtocolError::invalid(
             f("params"),
@@ -359,18 +359,19 @@ pub(crate) fn validate<'a>(value: &'a Value, at: &str) -> Result<Valid<'a>, Prot
     }
     let params = if rules.reads_params { params } else { None };
     if let Some(params) = params {
-        let at = f("params");
+        // Paths are written only for an error: most events have none.
+        let at = || f("params");
         for name in rules.required {
             if !params.contains_key(*name) {
                 return Err(ProtocolError::invalid(
-                    member(&at, name),
+                    member(&at(), name),
                     format!("required on `{}`", rules.name),
                 ));
             }
         }
         for (name, v) in params {
             let required = rules.required.contains(&name.as_str());
-            check_member(v, param(name), required, || member(&at, name))?;
+            check_member(v, param(name), required, || member(&at(), name))?;
         }
     } else if let Some(name) = rules.required.first() {
         return Err(ProtocolError::invalid(
@@ -379,15 +380,14 @@ pub(crate) fn validate<'a>(value: &'a Value, at: &str) -> Result<Valid<'a>, Prot
         ));
     }
 
-    let qoe_data = object(o, "qoeData", &f("qoeData"))?;
+    let qoe_data = object(o, "qoeData", || f("qoeData"))?;
     if let Some(q) = qoe_data {
-        let at = f("qoeData");
         for (name, v) in q {
-            check_member(v, qoe(name), false, || member(&at, name))?;
+            check_member(v, qoe(name), false, || member(&f("qoeData"), name))?;
         }
     }
 
-    let custom = object(o, "customMetadata", &f("customMetadata"))?;
+    let custom = object(o, "customMetadata", || f("customMetadata"))?;
     if let Some(custom) = custom {
         let at = f("customMetadata");
         if !rules.custom_metadata {
@@ -443,12 +443,12 @@ pub(crate) fn validate<'a>(value: &'a Value, at: &str) -> Result<Valid<'a>, Prot
 fn object<'a>(
     o: &'a Map<String, Value>,
     key: &str,
-    path: &str,
+    path: impl Fn() -> String,
 ) -> Result<Option<&'a Map<String, Value>>, ProtocolError> {
     match o.get(key) {
         None => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
-        Some(_) => Err(ProtocolError::invalid(path, "must be an object")),
+        Some(_) => Err(ProtocolError::invalid(path(), "must be an object")),
     }
 }
 
