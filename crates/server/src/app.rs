@@ -20,6 +20,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use playhead_store::{Store, StoreError};
 use std::sync::Arc;
+use tower::util::Either;
 use tower::{Layer, ServiceExt};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -159,15 +160,15 @@ pub fn app(state: AppState) -> Router {
         .with_state(state);
     // CORS wraps the whole router as one service, so it sees every request
     // (preflights included) before routing and its 404/405 fallbacks.
-    let rest = Router::new().fallback_service(cors.layer(routes));
+    let rest = cors.layer(routes);
     let media = media_collection_ingest::router(state_for_media);
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
         let to = if media_collection_ingest::owns(req.uri().path()) {
-            &media
+            Either::Left(media.clone())
         } else {
-            &rest
+            Either::Right(rest.clone())
         };
-        to.clone().oneshot(req)
+        to.oneshot(req)
     }))
 }
 
