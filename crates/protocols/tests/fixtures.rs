@@ -200,7 +200,7 @@ fn media_collection_fixtures_decode_to_their_expected_events() {
                     .map(|batch| json!({"batch": batch.iter().map(|d| media_collection_json(&name, d)).collect::<Vec<_>>()}))
             }
             _ => media_collection::decode_body(body.as_bytes(), received_at).map(|d| {
-                seen.insert(d.event_type.clone());
+                seen.insert(d.event_type);
                 media_collection_json(&name, &d)
             }),
         };

@@ -1332,14 +1332,19 @@ async fn overload_sheds_with_503_retry_after_and_never_loses_accepted_events() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
-#[tokio::test]
-async fn media_collection_sessions_get_user_agent_dimensions() {
-    let s = server();
-    let start = json!({"eventType": "sessionStart", "playerTime": {"playhead": 0, "ts": T0},
+/// A Media Collection `sessionStart` with every required param, at `T0`.
+fn adobe_session_start() -> Value {
+    json!({"eventType": "sessionStart", "playerTime": {"playhead": 0, "ts": T0},
         "params": {"analytics.reportSuite": "any", "analytics.trackingServer": "t.example",
                    "media.channel": "c", "media.contentType": "vod", "media.id": "m1",
                    "media.length": 60, "media.name": "n", "media.playerName": "p",
-                   "visitor.marketingCloudOrgId": "org@AdobeOrg"}});
+                   "visitor.marketingCloudOrgId": "org@AdobeOrg"}})
+}
+
+#[tokio::test]
+async fn media_collection_sessions_get_user_agent_dimensions() {
+    let s = server();
+    let start = adobe_session_start();
     let req = Request::post("/api/v1/sessions")
         .header(header::CONTENT_TYPE, "application/json")
         .header(
@@ -1368,11 +1373,7 @@ async fn media_collection_sessions_get_user_agent_dimensions() {
 #[tokio::test]
 async fn every_path_under_api_v1_is_the_media_collection_apis_and_no_other() {
     let s = server();
-    let start = json!({"eventType": "sessionStart", "playerTime": {"playhead": 0, "ts": T0},
-        "params": {"analytics.reportSuite": "any", "analytics.trackingServer": "t.example",
-                   "media.channel": "c", "media.contentType": "vod", "media.id": "m1",
-                   "media.length": 60, "media.name": "n", "media.playerName": "p",
-                   "visitor.marketingCloudOrgId": "org@AdobeOrg"}});
+    let start = adobe_session_start();
     let r = send(
         &s.router,
         Request::post("/api/v1/sessions")
