@@ -354,12 +354,11 @@ impl Tracker {
     /// clearing the mark; `None` when the session closed or its row was
     /// written since.
     pub fn take_stale_row(&mut self, key: &SessionKey) -> Option<SessionSummary> {
-        let s = self.open.get_mut(key)?;
-        if !s.row_stale {
-            return None;
+        if self.open.get(key)?.row_stale {
+            self.take_row(key)
+        } else {
+            None
         }
-        s.row_stale = false;
-        Some(s.summary(key, None))
     }
 
     /// Close one session now if its timeout has passed at server time

@@ -327,11 +327,17 @@ impl Pipeline {
     /// sees the rows as they are).
     pub async fn flush(&self) {
         let (reply, rx) = oneshot::channel();
-        let tx = self.tx.clone();
-        // A full queue blocks the send: off the async runtime.
-        let sent = tokio::task::spawn_blocking(move || tx.send(Message::Flush(reply)).is_ok())
-            .await
-            .unwrap_or(false);
+        let sent = match self.tx.try_send(Message::Flush(reply)) {
+            Ok(()) => true,
+            Err(TrySendError::Disconnected(_)) => false,
+            // A full queue blocks the send: off the async runtime.
+            Err(TrySendError::Full(msg)) => {
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
+                    .await
+                    .unwrap_or(false)
+            }
+        };
         if sent {
             let _ = rx.await;
         }
@@ -600,14 +606,14 @@ impl Writer {
                 Message::Flush(r) => flushes.push(r),
             }
         }
-        let upto = self.stale_pushed;
-        if self.stale_popped() >= upto {
+        if self.stale.is_empty() {
             // No row lags: every popped one was written by a commit that
             // returned (`commit_open`), so a read may go on at once.
             for reply in flushes {
                 let _ = reply.send(());
             }
         } else {
+            let upto = self.stale_pushed;
             self.flushes
                 .extend(flushes.into_iter().map(|reply| (upto, reply)));
         }

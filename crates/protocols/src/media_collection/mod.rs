@@ -158,25 +158,27 @@ fn decode_owned(
 ) -> Result<Decoded, ProtocolError> {
     let valid = rules::validate(&value, at)?;
     let (rules, playhead, ts) = (valid.rules, valid.playhead, valid.ts);
-    let has = [
-        valid.params.is_some(),
-        valid.qoe.is_some(),
-        valid.custom.is_some(),
-    ];
+    // Validated: each of the three is an object when present. Only `params`
+    // may be present and unread (on `ping`).
+    let reads_params = valid.params.is_some();
     let Value::Object(mut o) = value else {
         unreachable!("validate accepts only an object")
     };
-    let mut take = |present: bool, key: &str| match o.remove(key) {
-        Some(Value::Object(m)) if present => m,
+    let mut take = |key: &str| match o.remove(key) {
+        Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
     let parts = Parts {
         rules,
         playhead,
         ts,
-        params: take(has[0], "params"),
-        qoe: take(has[1], "qoeData"),
-        custom: take(has[2], "customMetadata"),
+        params: if reads_params {
+            take("params")
+        } else {
+            Map::new()
+        },
+        qoe: take("qoeData"),
+        custom: take("customMetadata"),
     };
     Ok(decode_valid(parts, received_at, index))
 }
