@@ -31,6 +31,7 @@ pub mod ads;
 pub mod concurrency;
 pub mod conformance;
 pub mod error;
+mod event_log;
 pub mod sqlite;
 
 pub use ads::{AdStore, SqliteAdStore};

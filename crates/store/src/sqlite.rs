@@ -2,11 +2,13 @@
 //! directory, in WAL mode (bundled SQLite through `rusqlite`).
 //!
 //! Tables (schema version [`SCHEMA_VERSION`], kept in `PRAGMA user_version`):
-//! - `events`: one row per stored event, the canonical [`Event`] as JSON in
-//!   `body`. `UNIQUE(property, session_id, dedup_key)` is the dedup rule; a
-//!   `u64` dedup key (and `order`, in `ord`) is stored bit-cast to `i64`, so
-//!   SQL order on those columns is not their order: events are sorted in
-//!   Rust by [`Event::sort_key`] after loading.
+//! - `event_log`: one row per stored event, appended, the canonical
+//!   [`Event`] as JSON in `body`, each row chained to its session's previous
+//!   event; `log_mark` (schema version 4; older databases' `events` table
+//!   moves into it when opened). How sessions' events are found and
+//!   deduplicated without a per-session index: [`crate::event_log`]. A
+//!   `u64` dedup key is stored bit-cast to `i64`; events are sorted in Rust
+//!   by [`Event::sort_key`] after loading.
 //! - `sessions`: one row per session, its latest [`SessionSummary`] in
 //!   `summary` (MessagePack; JSON text in rows older builds wrote), plus
 //!   the columns queries filter on. `playback` is 0 for a session that is
@@ -14,7 +16,8 @@
 //!   aggregate, span and realtime reads skip those rows, and such a session
 //!   is never added to the rollups (schema version 2; opening a version-1
 //!   database adds the column, its rows reading as playback sessions, as
-//!   they were counted before).
+//!   they were counted before). `log_head` is the session's newest event
+//!   in `event_log` as of the row's write.
 //! - `tiers`: rollups of closed playback sessions, by session start. One
 //!   [`Aggregate`] (binary: `sums` and `sketches`, [`Aggregate::encode`])
 //!   per property × span (a minute, an hour, a day: [`TIER_SPANS`]) ×
@@ -47,6 +50,7 @@
 //! Both give the same numbers (the conformance suite checks it).
 
 use crate::concurrency::{self, Change};
+use crate::event_log::{self, Chains, LogState};
 use crate::{
     Filters, FsyncPolicy, GroupBy, GroupKey, OpenSessionRecord, Realtime, Result, SessionPage,
     SessionQuery, SessionStatus, Store, StoreError, StoreWriter, Syncer, ROLLUP_DIMENSIONS,
@@ -57,7 +61,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The database file's name inside the data directory.
@@ -76,7 +80,7 @@ fn wal_path(dir: &Path) -> PathBuf {
 /// write-back (P6 in bench/RESULTS.md).
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// The schema this build writes, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const MINUTE_MS: Millis = 60_000;
 const HOUR_MS: Millis = 3_600_000;
@@ -109,18 +113,6 @@ const ROLLUP_COLUMNS: [&str; 6] = [
 ];
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    property TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    protocol TEXT NOT NULL,
-    dedup_key INTEGER NOT NULL,
-    t INTEGER NOT NULL,
-    ord INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    body TEXT NOT NULL,
-    UNIQUE (property, session_id, dedup_key)
-);
 CREATE TABLE IF NOT EXISTS sessions (
     property TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -137,6 +129,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     summary TEXT NOT NULL,
     -- 0: not a playback session (an app session): in no aggregate.
     playback INTEGER NOT NULL DEFAULT 1,
+    -- The session's newest event in `event_log` as of this row's write.
+    log_head INTEGER,
     PRIMARY KEY (property, id)
 );
 -- With id, pages of list_sessions come out of the index in order.
@@ -196,6 +190,7 @@ pub struct SqliteStore {
     fsync: FsyncPolicy,
     idle_readers: Mutex<Vec<Connection>>,
     ads: std::sync::Arc<crate::SqliteAdStore>,
+    pub(crate) log: Arc<LogState>,
 }
 
 impl SqliteStore {
@@ -215,6 +210,7 @@ impl SqliteStore {
             )));
         }
         create_schema(&mut conn)?;
+        let log = Arc::new(LogState::recover(&conn)?);
         configure_reader(&conn)?;
         Ok(SqliteStore {
             dir: dir.to_owned(),
@@ -222,6 +218,7 @@ impl SqliteStore {
             fsync,
             idle_readers: Mutex::new(vec![conn]),
             ads: std::sync::Arc::new(crate::SqliteAdStore::open(dir, fsync)?),
+            log,
         })
     }
 
@@ -231,7 +228,7 @@ impl SqliteStore {
     }
 
     /// The writer's connection ([`Store::writer`]).
-    fn open_writer(&self) -> Result<SqliteWriter> {
+    pub(crate) fn open_writer(&self) -> Result<SqliteWriter> {
         let conn = Connection::open(&self.path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let synchronous = match self.fsync {
@@ -245,6 +242,8 @@ impl SqliteStore {
             conn,
             fsync: self.fsync,
             dir: self.dir.clone(),
+            chains: Chains::new(&self.log),
+            log: self.log.clone(),
             _checkpointer: Checkpointer::start(&self.path, self.fsync)?,
         })
     }
@@ -289,16 +288,23 @@ fn create_schema(conn: &mut Connection) -> Result<()> {
         |row| row.get(0),
     )?;
     tx.execute_batch(SCHEMA)?;
-    // Version 1 had no `playback` column (`CREATE TABLE IF NOT EXISTS` keeps
-    // an existing table as it is).
-    let has_playback: bool = tx.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('sessions') WHERE name = 'playback'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_playback {
+    tx.execute_batch(crate::event_log::SCHEMA)?;
+    // `CREATE TABLE IF NOT EXISTS` keeps an existing table as it is: version
+    // 1 had no `playback` column, versions 1 to 3 no `log_head`.
+    let has_column = |name: &str| -> rusqlite::Result<bool> {
+        tx.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('sessions') WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )
+    };
+    if !has_column("playback")? {
         tx.execute_batch("ALTER TABLE sessions ADD COLUMN playback INTEGER NOT NULL DEFAULT 1")?;
     }
+    if !has_column("log_head")? {
+        tx.execute_batch("ALTER TABLE sessions ADD COLUMN log_head INTEGER")?;
+    }
+    migrate_events(&tx)?;
     if old_rollups {
         tx.execute_batch(
             "INSERT INTO rollup_pending (prop, sid)
@@ -309,6 +315,39 @@ fn create_schema(conn: &mut Connection) -> Result<()> {
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Versions 1 to 3 kept events in `events`, with a unique index on
+/// `(property, session_id, dedup_key)`: move them into `event_log`, same
+/// ids, each chained to its session's previous one, and set every session
+/// row's head. Every row is then up to date: the mark is the last event.
+fn migrate_events(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let old: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !old {
+        return Ok(());
+    }
+    let n: i64 = tx.query_row("SELECT count(*) FROM events", [], |row| row.get(0))?;
+    tracing::info!(
+        events = n,
+        "moving stored events into the event log (schema version 4)"
+    );
+    tx.execute_batch(
+        "INSERT INTO event_log (id, prev, property, session_id, dedup_key, t, body)
+             SELECT id, lag(id) OVER (PARTITION BY property, session_id ORDER BY id),
+                    property, session_id, dedup_key, t, body
+             FROM events ORDER BY id;
+         UPDATE sessions SET log_head = heads.head
+             FROM (SELECT property, session_id, max(id) AS head FROM events
+                   GROUP BY property, session_id) AS heads
+             WHERE sessions.property = heads.property AND sessions.id = heads.session_id;
+         DROP TABLE events;
+         UPDATE log_mark SET upto = (SELECT coalesce(max(id), 0) FROM event_log);",
+    )?;
     Ok(())
 }
 
@@ -337,7 +376,9 @@ impl Store for SqliteStore {
     }
 
     fn session_events(&self, key: &SessionKey) -> Result<Vec<Event>> {
-        self.with_reader(|conn| load_events(conn, key))
+        // Before the read begins: its snapshot then holds that head.
+        let lagging = self.log.lagging_head(key);
+        self.with_reader(|conn| event_log::load_events(conn, key, lagging))
     }
 
     /// Keyset pagination on (started_at, id); the cursor is the last
@@ -388,6 +429,8 @@ impl Store for SqliteStore {
     }
 
     fn open_sessions(&self) -> Result<Vec<OpenSessionRecord>> {
+        // The lagging heads before the read begins: its snapshot holds them.
+        let lagging = self.log.lagging_heads();
         self.with_reader(|conn| {
             let tx = conn.transaction()?;
             let summaries = {
@@ -402,7 +445,8 @@ impl Store for SqliteStore {
             };
             let mut out = Vec::with_capacity(summaries.len());
             for summary in summaries {
-                let events = load_events(&tx, &summary.key)?;
+                let head = lagging(&summary.key);
+                let events = event_log::load_events(&tx, &summary.key, head)?;
                 out.push(OpenSessionRecord { summary, events });
             }
             Ok(out)
@@ -604,10 +648,12 @@ impl Store for SqliteStore {
 }
 
 /// The write path: one connection, one transaction at a time.
-struct SqliteWriter {
+pub(crate) struct SqliteWriter {
     conn: Connection,
     fsync: FsyncPolicy,
     dir: PathBuf,
+    pub(crate) chains: Chains,
+    log: Arc<LogState>,
     _checkpointer: Checkpointer,
 }
 
@@ -711,35 +757,23 @@ impl Syncer for WalSyncer {
 impl StoreWriter for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.chains.begin(&self.log);
         Ok(())
     }
 
+    /// Appended to `event_log` (see `crate::event_log`); the session's dedup
+    /// keys are checked in memory.
     fn insert_event(
         &mut self,
         key: &SessionKey,
-        protocol: Protocol,
+        _protocol: Protocol,
         event: &Event,
     ) -> Result<bool> {
-        let body = serde_json::to_string(event)?;
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT OR IGNORE INTO events (property, session_id, protocol, dedup_key, t, ord, type, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        let inserted = stmt.execute(params![
-            key.property,
-            key.session_id,
-            protocol.as_str(),
-            event.dedup_key as i64,
-            event.t,
-            event.order as i64,
-            event.type_name(),
-            body,
-        ])?;
-        Ok(inserted == 1)
+        self.chains.insert(&self.conn, &self.log, key, event)
     }
 
     fn session_events(&mut self, key: &SessionKey) -> Result<Vec<Event>> {
-        load_events(&self.conn, key)
+        self.chains.session_events(&self.conn, &self.log, key)
     }
 
     fn session_status(&mut self, key: &SessionKey) -> Result<SessionStatus> {
@@ -757,6 +791,7 @@ impl StoreWriter for SqliteWriter {
 
     fn put_session(&mut self, s: &SessionSummary) -> Result<()> {
         let summary = encode_summary(s)?;
+        let log_head = self.chains.row_written(&self.log, &s.key, s.open);
         // The common case: a stored open session got new events. Its keys
         // and indexed columns are as stored (an open session is in no index
         // of `last_received_at`), and updating only what changed spares the
@@ -775,12 +810,14 @@ impl StoreWriter for SqliteWriter {
             s.ended_at,
             summary,
             s.is_playback(),
+            log_head,
         ];
         let updated = self
             .conn
             .prepare_cached(
                 "UPDATE sessions SET failed = ?7, last_event_at = ?9, last_received_at = ?10,
-                                     ended_at = ?11, summary = ?12
+                                     ended_at = ?11, summary = ?12,
+                                     log_head = coalesce(?14, log_head)
                  WHERE property = ?1 AND id = ?2 AND protocol = ?3 AND video_id IS ?4
                    AND viewer_id IS ?5 AND open = ?6 AND started_at = ?8 AND playback = ?13",
             )?
@@ -792,8 +829,8 @@ impl StoreWriter for SqliteWriter {
             .prepare_cached(
                 "INSERT INTO sessions (property, id, protocol, video_id, viewer_id, open, failed,
                                        started_at, last_event_at, last_received_at, ended_at,
-                                       summary, playback)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                                       summary, playback, log_head)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT (property, id) DO UPDATE SET
                     protocol = excluded.protocol,
                     video_id = excluded.video_id,
@@ -805,7 +842,8 @@ impl StoreWriter for SqliteWriter {
                     last_received_at = excluded.last_received_at,
                     ended_at = excluded.ended_at,
                     summary = excluded.summary,
-                    playback = excluded.playback",
+                    playback = excluded.playback,
+                    log_head = coalesce(excluded.log_head, log_head)",
             )?
             .execute(row)?;
         Ok(())
@@ -845,12 +883,15 @@ impl StoreWriter for SqliteWriter {
     /// A failed commit leaves the transaction open: call `rollback`.
     fn commit(&mut self) -> Result<()> {
         if !self.conn.is_autocommit() {
+            self.chains.before_commit(&self.conn, &self.log)?;
             self.conn.execute_batch("COMMIT")?;
+            self.chains.after_commit(&self.log);
         }
         Ok(())
     }
 
     fn rollback(&mut self) -> Result<()> {
+        self.chains.rolled_back();
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("ROLLBACK")?;
         }
@@ -1189,22 +1230,6 @@ fn load_session(conn: &Connection, key: &SessionKey) -> Result<Option<SessionSum
         .query_row(params![key.property, key.session_id], |row| row.get(0))
         .optional()?;
     Ok(stored.map(|s| s.0))
-}
-
-fn load_events(conn: &Connection, key: &SessionKey) -> Result<Vec<Event>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT body FROM events WHERE property = ?1 AND session_id = ?2")?;
-    let rows = stmt.query_map(params![key.property, key.session_id], |row| {
-        row.get::<_, String>(0)
-    })?;
-    let mut events = Vec::new();
-    for body in rows {
-        events.push(serde_json::from_str::<Event>(&body?)?);
-    }
-    // Sorted here, not in SQL: `dedup_key` and `ord` are bit-cast i64s
-    // there, whose order differs from the u64s' above i64::MAX.
-    events.sort_by_key(Event::sort_key);
-    Ok(events)
 }
 
 /// The `sessions` column holding a dimension's only value, if any.

@@ -91,7 +91,7 @@ fn reopening_keeps_sessions_events_and_rollups() {
     drop(store);
 
     let db = dir.path().join(DB_FILE);
-    assert_eq!(count(&db, "events"), 2);
+    assert_eq!(count(&db, "event_log"), 2);
     assert_eq!(count(&db, "sessions"), 2);
     assert_eq!(count(&db, "rollup_pending"), 1);
 
@@ -368,4 +368,107 @@ fn summaries_stored_as_json_by_earlier_builds_still_read() {
         store.aggregate(&range, &GroupBy::All).unwrap()[&GroupKey::All].views,
         2
     );
+}
+
+/// A version-3 database (events in `events`, under a unique index) opens:
+/// its events move into the event log with their ids, chained per session,
+/// each session row gets its head, and they read back, deduplicate and
+/// chain on as if written by this build.
+#[test]
+fn a_version_3_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap();
+    fill(&store);
+    let (open, closed) = (SessionKey::new("p", "open"), SessionKey::new("p", "closed"));
+    let mut w = store.writer().unwrap();
+    w.begin().unwrap();
+    for (key, dedup) in [(&open, 5), (&closed, 6), (&open, 7)] {
+        let mut e = Event::new(T0 + dedup as Millis, T0, EventKind::Heartbeat);
+        e.dedup_key = dedup;
+        assert!(w.insert_event(key, Protocol::Native, &e).unwrap());
+    }
+    w.commit().unwrap();
+    drop(w);
+    drop(store);
+    // Back to the version-3 layout, as that build left it.
+    let db = dir.path().join(DB_FILE);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE events (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 property TEXT NOT NULL, session_id TEXT NOT NULL, protocol TEXT NOT NULL,
+                 dedup_key INTEGER NOT NULL, t INTEGER NOT NULL, ord INTEGER NOT NULL,
+                 type TEXT NOT NULL, body TEXT NOT NULL,
+                 UNIQUE (property, session_id, dedup_key));
+             INSERT INTO events (id, property, session_id, protocol, dedup_key, t, ord, type, body)
+                 SELECT id, property, session_id, 'native', dedup_key, t, 0, 'play', body
+                 FROM event_log;
+             DROP TABLE event_log;
+             DROP TABLE log_mark;
+             ALTER TABLE sessions DROP COLUMN log_head;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let old: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 0, "the old table is dropped");
+    let chain: Vec<(i64, Option<i64>, String)> = conn
+        .prepare("SELECT id, prev, session_id FROM event_log ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = [
+        (1, None, "closed"),
+        (2, None, "open"),
+        (3, Some(2), "open"),
+        (4, Some(1), "closed"),
+        (5, Some(3), "open"),
+    ]
+    .map(|(id, prev, s)| (id, prev, s.to_owned()));
+    assert_eq!(chain, expected);
+    let heads: Vec<(String, i64)> = conn
+        .prepare("SELECT id, log_head FROM sessions ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(heads, [("closed".into(), 4), ("open".into(), 5)]);
+    let mark: i64 = conn
+        .query_row("SELECT upto FROM log_mark", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mark, 5);
+
+    let dedups = |key: &SessionKey| -> Vec<u64> {
+        let events = store.session_events(key).unwrap();
+        events.iter().map(|e| e.dedup_key).collect()
+    };
+    assert_eq!(dedups(&open), [2, 5, 7]);
+    assert_eq!(dedups(&closed), [1, 6]);
+    assert_eq!(store.open_sessions().unwrap()[0].events.len(), 3);
+    let mut w = store.writer().unwrap();
+    w.begin().unwrap();
+    let mut e = Event::new(T0 + 5, T0, EventKind::Heartbeat);
+    e.dedup_key = 5;
+    assert!(!w.insert_event(&open, Protocol::Native, &e).unwrap());
+    let mut e = Event::new(T0 + 8, T0, EventKind::Heartbeat);
+    e.dedup_key = 8;
+    assert!(w.insert_event(&open, Protocol::Native, &e).unwrap());
+    w.commit().unwrap();
+    assert_eq!(dedups(&open), [2, 5, 7, 8]);
 }

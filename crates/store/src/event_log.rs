@@ -1,0 +1,673 @@
+//! The embedded store's raw events: an append-only log whose rows chain
+//! each session's events, so that storing an event is an append at the end
+//! of one table, not an insert at a random place of a per-session index.
+//!
+//! An earlier layout kept a unique index on `(property, session_id,
+//! dedup_key)`. It deduplicated and found a session's events, but each
+//! event inserted an entry at that session's place in the index, so each
+//! commit group dirtied about one index page per event, and those pages
+//! were written to the WAL, checksummed and checkpointed (P2 in
+//! `bench/RESULTS.md`).
+//!
+//! - `event_log` rows are appended in `id` order. Each holds its session's
+//!   previous event (`prev`, `NULL` for the first). A session's newest
+//!   event is its *head*; its events are found by walking back from it.
+//! - `sessions.log_head` is the head as of the row's last write. Rows of
+//!   open sessions are written late (`crates/server/src/ingest.rs`), so it
+//!   can lag.
+//! - [`LogState::lagging`] holds, for the sessions whose row lags, their
+//!   head and the first event their row lacks, as of the last commit. Reads
+//!   take the newer of it and the row's.
+//! - `log_mark.upto`: every event with a lower or equal id is counted in
+//!   its session's row. The writer advances it (at most once a second) to
+//!   just below the first event any lagging row lacks. When the store
+//!   opens, it rebuilds [`LogState::lagging`] from the rows above the mark:
+//!   a crash loses no head.
+//! - Deduplication: the writer keeps, for each open session it has written
+//!   to, its head and its dedup keys ([`Chains`]), loaded by walking the
+//!   chain the first time it writes to the session after the store opened.
+//!   A session's row is written when it closes, and the writer forgets it.
+
+use crate::{Result, StoreError};
+use playhead_model::{Event, SessionKey};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::hash_map::{Entry, RandomState};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The tables of the log (part of the store's schema).
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS event_log (
+    id INTEGER PRIMARY KEY,
+    prev INTEGER,
+    property TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    dedup_key INTEGER NOT NULL,
+    t INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    upto INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO log_mark (id, upto) VALUES (0, 0);
+";
+
+/// How often the writer may advance `log_mark` (one more page per commit
+/// otherwise; a lower mark only means a longer scan at the next start).
+const MARK_EVERY: Duration = Duration::from_secs(1);
+
+/// A session in the log's maps: two independently keyed 64-bit hashes of
+/// its key (a collision of both is as likely as one of two random 128-bit
+/// ids), held instead of the key's two strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ChainId(u64, u64);
+
+/// The maps' hasher: a [`ChainId`] is already a keyed hash.
+#[derive(Debug, Default)]
+pub(crate) struct ChainIdHasher(u64);
+
+impl Hasher for ChainIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(32) ^ n;
+    }
+}
+
+type ChainMap<V> = HashMap<ChainId, V, BuildHasherDefault<ChainIdHasher>>;
+
+/// A lagging row: the session's head, and the first of its events the row lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lag {
+    pub head: i64,
+    pub first: i64,
+}
+
+/// What the store and its writer share about the log.
+#[derive(Debug)]
+pub(crate) struct LogState {
+    keys: (RandomState, RandomState),
+    /// The sessions whose row lags their head, as of the last commit.
+    lagging: Mutex<ChainMap<Lag>>,
+    /// Writers made so far, and the last one to commit to the log: a
+    /// writer's cached chains are stale once another one committed.
+    writers: AtomicU64,
+    last_committer: AtomicU64,
+}
+
+impl LogState {
+    /// The state of the log in `conn`'s database: the lagging rows found
+    /// above the mark.
+    pub fn recover(conn: &Connection) -> Result<LogState> {
+        let state = LogState {
+            keys: (RandomState::new(), RandomState::new()),
+            lagging: Mutex::new(ChainMap::default()),
+            writers: AtomicU64::new(0),
+            last_committer: AtomicU64::new(0),
+        };
+        let upto: i64 = conn.query_row("SELECT upto FROM log_mark", [], |row| row.get(0))?;
+        let mut found: HashMap<SessionKey, Lag> = HashMap::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT id, property, session_id FROM event_log WHERE id > ?1 ORDER BY id",
+            )?;
+            let mut rows = stmt.query([upto])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                let key = SessionKey::new(row.get::<_, String>(1)?, row.get::<_, String>(2)?);
+                found
+                    .entry(key)
+                    .and_modify(|lag| lag.head = id)
+                    .or_insert(Lag {
+                        head: id,
+                        first: id,
+                    });
+            }
+        }
+        let scanned = found.len();
+        let mut lagging = state.lagging.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, lag) in found {
+            if row_head(conn, &key)?.is_none_or(|h| h < lag.head) {
+                lagging.insert(state.id(&key), lag);
+            }
+        }
+        if scanned > 0 {
+            tracing::info!(
+                above_mark = scanned,
+                lagging = lagging.len(),
+                "event log: heads of sessions whose rows lag recovered"
+            );
+        }
+        drop(lagging);
+        Ok(state)
+    }
+
+    pub fn id(&self, key: &SessionKey) -> ChainId {
+        ChainId(self.keys.0.hash_one(key), self.keys.1.hash_one(key))
+    }
+
+    fn lagging(&self) -> std::sync::MutexGuard<'_, ChainMap<Lag>> {
+        self.lagging.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every lagging row's head as of the last commit, by session.
+    pub fn lagging_heads(&self) -> impl Fn(&SessionKey) -> Option<i64> + '_ {
+        let heads: ChainMap<i64> = self
+            .lagging()
+            .iter()
+            .map(|(id, lag)| (*id, lag.head))
+            .collect();
+        move |key| heads.get(&self.id(key)).copied()
+    }
+
+    /// The head of a lagging row, as of the last commit.
+    pub fn lagging_head(&self, key: &SessionKey) -> Option<i64> {
+        self.lagging().get(&self.id(key)).map(|lag| lag.head)
+    }
+}
+
+/// The head stored in a session's row.
+fn row_head(conn: &Connection, key: &SessionKey) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT log_head FROM sessions WHERE property = ?1 AND id = ?2")?
+        .query_row(params![key.property, key.session_id], |row| {
+            row.get::<_, Option<i64>>(0)
+        })
+        .optional()?
+        .flatten())
+}
+
+/// A session's head: the row's, or a lagging one (taken before `conn`'s
+/// read began, so that the snapshot holds it) if newer.
+fn head(conn: &Connection, key: &SessionKey, lagging: Option<i64>) -> Result<Option<i64>> {
+    Ok(row_head(conn, key)?.max(lagging))
+}
+
+/// Walk a session's chain back from `head`, calling `f` with each event's
+/// dedup key and (when `bodies`) its body.
+fn walk(
+    conn: &Connection,
+    key: &SessionKey,
+    head: Option<i64>,
+    bodies: bool,
+    mut f: impl FnMut(u64, Option<String>) -> Result<()>,
+) -> Result<()> {
+    let sql = if bodies {
+        "SELECT prev, property, session_id, dedup_key, body FROM event_log WHERE id = ?1"
+    } else {
+        "SELECT prev, property, session_id, dedup_key, NULL FROM event_log WHERE id = ?1"
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut next = head;
+    while let Some(id) = next {
+        let row = stmt
+            .query_row([id], |row| {
+                Ok((
+                    row.get::<_, Option<i64>>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((prev, property, session_id, dedup_key, body)) = row else {
+            return Err(broken(key, id, "is missing"));
+        };
+        if property != key.property || session_id != key.session_id {
+            return Err(broken(key, id, "belongs to another session"));
+        }
+        if prev.is_some_and(|p| p >= id) {
+            return Err(broken(key, id, "points forward"));
+        }
+        f(dedup_key as u64, body)?;
+        next = prev;
+    }
+    Ok(())
+}
+
+fn broken(key: &SessionKey, id: i64, what: &str) -> StoreError {
+    StoreError::Other(format!(
+        "event log: event {id} in the chain of session {}/{} {what}",
+        key.property, key.session_id
+    ))
+}
+
+/// Every event of a session, in processing order ([`Event::sort_key`]),
+/// from the newer of its row's head and `lagging`.
+pub(crate) fn load_events(
+    conn: &Connection,
+    key: &SessionKey,
+    lagging: Option<i64>,
+) -> Result<Vec<Event>> {
+    let mut events = Vec::new();
+    walk(conn, key, head(conn, key, lagging)?, true, |_, body| {
+        let body = body.expect("bodies were asked for");
+        events.push(serde_json::from_str::<Event>(&body)?);
+        Ok(())
+    })?;
+    events.sort_by_key(Event::sort_key);
+    Ok(events)
+}
+
+/// One open session the writer has written to.
+#[derive(Debug)]
+struct Chain {
+    /// 0: no event yet.
+    head: i64,
+    /// Every dedup key of the session, sorted.
+    keys: Vec<u64>,
+}
+
+/// The writer's side of the log: the open sessions' chains, and what the
+/// open transaction did to their rows.
+#[derive(Debug)]
+pub(crate) struct Chains {
+    /// This writer, among the store's ([`LogState::writers`]).
+    me: u64,
+    open: ChainMap<Chain>,
+    /// Sessions this transaction appended to or wrote the row of: the first
+    /// event appended since the row was last written (`None`: the row is
+    /// up to date).
+    changed: ChainMap<Option<i64>>,
+    pub(crate) mark_written: Option<Instant>,
+}
+
+impl Chains {
+    pub fn new(state: &LogState) -> Chains {
+        Chains {
+            me: state.writers.fetch_add(1, Ordering::Relaxed) + 1,
+            open: ChainMap::default(),
+            changed: ChainMap::default(),
+            mark_written: None,
+        }
+    }
+
+    /// A transaction begins: if another writer committed to the log since
+    /// this one last did, its cached chains may be behind.
+    pub fn begin(&mut self, state: &LogState) {
+        if state.last_committer.load(Ordering::Acquire) != self.me {
+            self.open.clear();
+        }
+    }
+
+    /// The session's chain, loaded from the store the first time.
+    fn chain<'a>(
+        open: &'a mut ChainMap<Chain>,
+        conn: &Connection,
+        state: &LogState,
+        id: ChainId,
+        key: &SessionKey,
+    ) -> Result<&'a mut Chain> {
+        match open.entry(id) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(e) => {
+                let lagging = state.lagging().get(&id).map(|lag| lag.head);
+                let head = head(conn, key, lagging)?;
+                let mut keys = Vec::new();
+                walk(conn, key, head, false, |k, _| {
+                    keys.push(k);
+                    Ok(())
+                })?;
+                keys.sort_unstable();
+                Ok(e.insert(Chain {
+                    head: head.unwrap_or(0),
+                    keys,
+                }))
+            }
+        }
+    }
+
+    /// Append an event unless (session, dedup key) is stored already.
+    pub fn insert(
+        &mut self,
+        conn: &Connection,
+        state: &LogState,
+        key: &SessionKey,
+        event: &Event,
+    ) -> Result<bool> {
+        let id = state.id(key);
+        let chain = Chains::chain(&mut self.open, conn, state, id, key)?;
+        let Err(at) = chain.keys.binary_search(&event.dedup_key) else {
+            return Ok(false);
+        };
+        let body = serde_json::to_string(event)?;
+        conn.prepare_cached(
+            "INSERT INTO event_log (prev, property, session_id, dedup_key, t, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            (chain.head != 0).then_some(chain.head),
+            key.property,
+            key.session_id,
+            event.dedup_key as i64,
+            event.t,
+            body,
+        ])?;
+        let row = conn.last_insert_rowid();
+        chain.head = row;
+        chain.keys.insert(at, event.dedup_key);
+        self.changed.entry(id).or_insert(None).get_or_insert(row);
+        Ok(true)
+    }
+
+    /// Every event of a session, this transaction's included.
+    pub fn session_events(
+        &mut self,
+        conn: &Connection,
+        state: &LogState,
+        key: &SessionKey,
+    ) -> Result<Vec<Event>> {
+        let id = state.id(key);
+        let head = match self.open.get(&id) {
+            Some(chain) => (chain.head != 0).then_some(chain.head),
+            None => head(conn, key, state.lagging().get(&id).map(|lag| lag.head))?,
+        };
+        let mut events = Vec::new();
+        walk(conn, key, head, true, |_, body| {
+            let body = body.expect("bodies were asked for");
+            events.push(serde_json::from_str::<Event>(&body)?);
+            Ok(())
+        })?;
+        events.sort_by_key(Event::sort_key);
+        Ok(events)
+    }
+
+    /// The head to store in a session's row being written now (`None`:
+    /// keep the stored one); a closed session is forgotten.
+    pub fn row_written(&mut self, state: &LogState, key: &SessionKey, open: bool) -> Option<i64> {
+        let id = state.id(key);
+        let head = match self.open.get(&id) {
+            Some(chain) => (chain.head != 0).then_some(chain.head),
+            None => state.lagging().get(&id).map(|lag| lag.head),
+        };
+        self.changed.insert(id, None);
+        if !open {
+            self.open.remove(&id);
+        }
+        head
+    }
+
+    /// Before the transaction commits: advance the mark, at most once per
+    /// [`MARK_EVERY`], to just below the first event a lagging row lacks
+    /// (counting this transaction's), or to the last event.
+    pub fn before_commit(&mut self, conn: &Connection, state: &LogState) -> Result<()> {
+        if self
+            .mark_written
+            .is_some_and(|at| at.elapsed() < MARK_EVERY)
+        {
+            return Ok(());
+        }
+        // A row this transaction writes lags no more; one it appends to
+        // lags from its older first event if it lagged already.
+        let lagging_first = state
+            .lagging()
+            .iter()
+            .filter(|(id, _)| !matches!(self.changed.get(*id), Some(None)))
+            .map(|(_, lag)| lag.first)
+            .min();
+        let first = match (self.changed.values().flatten().min(), lagging_first) {
+            (Some(&a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.copied().or(b),
+        };
+        let upto = match first {
+            Some(first) => first - 1,
+            None => conn.query_row("SELECT coalesce(max(id), 0) FROM event_log", [], |row| {
+                row.get(0)
+            })?,
+        };
+        conn.prepare_cached("UPDATE log_mark SET upto = ?1 WHERE upto < ?1")?
+            .execute([upto])?;
+        self.mark_written = Some(Instant::now());
+        Ok(())
+    }
+
+    /// After the transaction committed: publish which rows lag.
+    pub fn after_commit(&mut self, state: &LogState) {
+        state.last_committer.store(self.me, Ordering::Release);
+        if self.changed.is_empty() {
+            return;
+        }
+        let mut lagging = state.lagging();
+        for (id, first) in self.changed.drain() {
+            match (first, self.open.get(&id)) {
+                (Some(first), Some(chain)) => {
+                    lagging
+                        .entry(id)
+                        .and_modify(|lag| lag.head = chain.head)
+                        .or_insert(Lag {
+                            head: chain.head,
+                            first,
+                        });
+                }
+                _ => {
+                    lagging.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// The transaction rolled back: forget what it did, and every chain
+    /// (they are loaded again from what was committed).
+    pub fn rolled_back(&mut self) {
+        self.open.clear();
+        self.changed.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sqlite::SqliteStore;
+    use crate::{FsyncPolicy, Store, StoreWriter};
+    use playhead_model::{
+        Event, EventKind, Millis, PlayerState, Protocol, SessionKey, SessionMeta, SessionMetrics,
+        SessionSummary,
+    };
+
+    const T0: Millis = 1_700_000_000_000;
+
+    fn key(id: &str) -> SessionKey {
+        SessionKey::new("p", id)
+    }
+
+    fn event(dedup_key: u64) -> Event {
+        let t = T0 + dedup_key as Millis;
+        let mut e = Event::new(t, t, EventKind::Heartbeat);
+        e.dedup_key = dedup_key;
+        e
+    }
+
+    fn row(id: &str, open: bool) -> SessionSummary {
+        SessionSummary {
+            key: key(id),
+            protocol: Protocol::Native,
+            meta: SessionMeta::default(),
+            state: PlayerState::Playing,
+            open,
+            started_at: T0,
+            last_event_at: T0,
+            last_received_at: T0,
+            ended_at: (!open).then_some(T0),
+            metrics: SessionMetrics::default(),
+        }
+    }
+
+    fn dedups(store: &SqliteStore, id: &str) -> Vec<u64> {
+        let events = store.session_events(&key(id)).unwrap();
+        events.iter().map(|e| e.dedup_key).collect()
+    }
+
+    fn mark(store: &SqliteStore) -> i64 {
+        rusqlite::Connection::open(store.path())
+            .unwrap()
+            .query_row("SELECT upto FROM log_mark", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Rows written late lag their chains: reads find the newer heads, the
+    /// mark stays below the first event a lagging row lacks, and a store
+    /// opened again (as after `kill -9`: nothing was written on the way
+    /// out) finds every event, still deduplicates them and chains on.
+    #[test]
+    fn heads_of_lagging_rows_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        let mut w = store.open_writer().unwrap();
+        let commit = |w: &mut crate::sqlite::SqliteWriter| {
+            w.chains.mark_written = None;
+            w.commit().unwrap();
+        };
+        w.begin().unwrap();
+        assert!(w
+            .insert_event(&key("a"), Protocol::Native, &event(1))
+            .unwrap());
+        w.put_session(&row("a", true)).unwrap();
+        assert!(w
+            .insert_event(&key("b"), Protocol::Native, &event(1))
+            .unwrap());
+        w.put_session(&row("b", true)).unwrap();
+        commit(&mut w);
+        assert_eq!(mark(&store), 2, "every row is up to date");
+
+        w.begin().unwrap();
+        // a's row is not written: it lags from event 3 on.
+        assert!(w
+            .insert_event(&key("a"), Protocol::Native, &event(2))
+            .unwrap());
+        assert!(w
+            .insert_event(&key("b"), Protocol::Native, &event(2))
+            .unwrap());
+        w.put_session(&row("b", true)).unwrap();
+        commit(&mut w);
+        assert_eq!(mark(&store), 2);
+        w.begin().unwrap();
+        assert!(w
+            .insert_event(&key("a"), Protocol::Native, &event(3))
+            .unwrap());
+        assert!(!w
+            .insert_event(&key("a"), Protocol::Native, &event(2))
+            .unwrap());
+        assert!(w
+            .insert_event(&key("c"), Protocol::Native, &event(1))
+            .unwrap());
+        w.put_session(&row("c", true)).unwrap();
+        commit(&mut w);
+        assert_eq!(mark(&store), 2, "a's row still lacks event 3");
+        assert_eq!(dedups(&store, "a"), [1, 2, 3], "read from the lagging head");
+        assert_eq!(dedups(&store, "b"), [1, 2]);
+        drop(w);
+        drop(store);
+
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        assert_eq!(dedups(&store, "a"), [1, 2, 3]);
+        let open = store.open_sessions().unwrap();
+        let counts: Vec<(String, usize)> = open
+            .iter()
+            .map(|r| (r.summary.key.session_id.clone(), r.events.len()))
+            .collect();
+        assert_eq!(counts, [("a".into(), 3), ("b".into(), 2), ("c".into(), 1)]);
+        let mut w = store.open_writer().unwrap();
+        w.begin().unwrap();
+        for k in [1, 2, 3] {
+            assert!(!w
+                .insert_event(&key("a"), Protocol::Native, &event(k))
+                .unwrap());
+        }
+        assert!(w
+            .insert_event(&key("a"), Protocol::Native, &event(4))
+            .unwrap());
+        commit(&mut w);
+        assert_eq!(dedups(&store, "a"), [1, 2, 3, 4]);
+        // Its row written, a lags no more: the mark reaches the last event.
+        w.begin().unwrap();
+        w.put_session(&row("a", false)).unwrap();
+        commit(&mut w);
+        assert_eq!(mark(&store), 7);
+        assert_eq!(dedups(&store, "a"), [1, 2, 3, 4], "read from the row");
+        assert!(store.log.lagging_heads()(&key("a")).is_none());
+    }
+
+    /// A writer's cached chains are reloaded once another writer of the
+    /// store committed: neither forks a chain nor misses a duplicate.
+    #[test]
+    fn two_writers_take_turns_on_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        let mut first = store.writer().unwrap();
+        let mut second = store.writer().unwrap();
+        let k = key("s");
+        let append = |w: &mut Box<dyn StoreWriter>, dedup| {
+            w.begin().unwrap();
+            assert!(w.insert_event(&k, Protocol::Native, &event(dedup)).unwrap());
+            w.commit().unwrap();
+        };
+        append(&mut first, 1);
+        append(&mut second, 2);
+        append(&mut first, 3);
+        second.begin().unwrap();
+        assert!(!second
+            .insert_event(&k, Protocol::Native, &event(3))
+            .unwrap());
+        second.commit().unwrap();
+        assert_eq!(dedups(&store, "s"), [1, 2, 3]);
+    }
+
+    /// A rolled-back append leaves no trace in the chain: the next event
+    /// chains to the last committed one.
+    #[test]
+    fn a_rolled_back_append_is_not_chained_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        let mut w = store.writer().unwrap();
+        let k = key("s");
+        w.begin().unwrap();
+        assert!(w.insert_event(&k, Protocol::Native, &event(1)).unwrap());
+        w.commit().unwrap();
+        w.begin().unwrap();
+        assert!(w.insert_event(&k, Protocol::Native, &event(2)).unwrap());
+        w.rollback().unwrap();
+        w.begin().unwrap();
+        assert!(w.insert_event(&k, Protocol::Native, &event(3)).unwrap());
+        assert!(w.insert_event(&k, Protocol::Native, &event(2)).unwrap());
+        w.commit().unwrap();
+        assert_eq!(dedups(&store, "s"), [1, 2, 3]);
+    }
+
+    /// A chain that does not hold together is an error naming the session,
+    /// not a wrong answer.
+    #[test]
+    fn a_broken_chain_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        let mut w = store.writer().unwrap();
+        w.begin().unwrap();
+        for (id, dedup) in [("s", 1), ("t", 1), ("s", 2)] {
+            assert!(w
+                .insert_event(&key(id), Protocol::Native, &event(dedup))
+                .unwrap());
+        }
+        w.commit().unwrap();
+        drop(w);
+        rusqlite::Connection::open(store.path())
+            .unwrap()
+            .execute("UPDATE event_log SET prev = 2 WHERE id = 3", [])
+            .unwrap();
+        let e = store.session_events(&key("s")).unwrap_err().to_string();
+        assert!(
+            e.contains("event 2 in the chain of session p/s belongs to another session"),
+            "{e}"
+        );
+    }
+}
