@@ -24,7 +24,7 @@
 //!   opens, it rebuilds [`LogState::lagging`] from the rows above the mark:
 //!   a crash loses no head.
 //! - Deduplication: the writer keeps, for each open session it has written
-//!   to, its head and its dedup keys ([`Chains`]), loaded by walking the
+//!   to, its head and its dedup keys' fingerprints ([`Chains`]), loaded by walking the
 //!   chain the first time it writes to the session after the store opened.
 //!   A session's row is written when it closes, and the writer forgets it.
 
@@ -196,13 +196,13 @@ fn head(conn: &Connection, key: &SessionKey, lagging: Option<i64>) -> Result<Opt
 }
 
 /// Walk a session's chain back from `head`, calling `f` with each event's
-/// dedup key and (when `bodies`) its body.
+/// dedup key and (when `bodies`) its body, until `f` returns `false`.
 fn walk(
     conn: &Connection,
     key: &SessionKey,
     head: Option<i64>,
     bodies: bool,
-    mut f: impl FnMut(u64, Option<String>) -> Result<()>,
+    mut f: impl FnMut(u64, Option<String>) -> Result<bool>,
 ) -> Result<()> {
     let sql = if bodies {
         "SELECT prev, property, session_id, dedup_key, body FROM event_log WHERE id = ?1"
@@ -232,7 +232,9 @@ fn walk(
         if prev.is_some_and(|p| p >= id) {
             return Err(broken(key, id, "points forward"));
         }
-        f(dedup_key as u64, body)?;
+        if !f(dedup_key as u64, body)? {
+            break;
+        }
         next = prev;
     }
     Ok(())
@@ -252,11 +254,16 @@ pub(crate) fn load_events(
     key: &SessionKey,
     lagging: Option<i64>,
 ) -> Result<Vec<Event>> {
+    events_from(conn, key, head(conn, key, lagging)?)
+}
+
+/// Every event of a session's chain from `head`, in processing order.
+fn events_from(conn: &Connection, key: &SessionKey, head: Option<i64>) -> Result<Vec<Event>> {
     let mut events = Vec::new();
-    walk(conn, key, head(conn, key, lagging)?, true, |_, body| {
+    walk(conn, key, head, true, |_, body| {
         let body = body.expect("bodies were asked for");
         events.push(serde_json::from_str::<Event>(&body)?);
-        Ok(())
+        Ok(true)
     })?;
     events.sort_by_key(Event::sort_key);
     Ok(events)
@@ -267,8 +274,17 @@ pub(crate) fn load_events(
 struct Chain {
     /// 0: no event yet.
     head: i64,
-    /// Every dedup key of the session, sorted.
-    keys: Vec<u64>,
+    /// The [`fingerprint`] of every dedup key of the session, sorted: 4
+    /// bytes an event. A key whose fingerprint is there is looked for in
+    /// the chain, from the newest event back (a retry's duplicate is found
+    /// within a few steps); one whose fingerprint is not is new.
+    fingerprints: Vec<u32>,
+}
+
+/// A dedup key's 32 bits kept in memory (a native `seq` below 2^32 is its
+/// own fingerprint).
+fn fingerprint(dedup_key: u64) -> u32 {
+    (dedup_key ^ (dedup_key >> 32)) as u32
 }
 
 /// The writer's side of the log: the open sessions' chains, and what the
@@ -316,15 +332,15 @@ impl Chains {
             Entry::Vacant(e) => {
                 let lagging = state.lagging().get(&id).map(|lag| lag.head);
                 let head = head(conn, key, lagging)?;
-                let mut keys = Vec::new();
+                let mut fingerprints = Vec::new();
                 walk(conn, key, head, false, |k, _| {
-                    keys.push(k);
-                    Ok(())
+                    fingerprints.push(fingerprint(k));
+                    Ok(true)
                 })?;
-                keys.sort_unstable();
+                fingerprints.sort_unstable();
                 Ok(e.insert(Chain {
                     head: head.unwrap_or(0),
-                    keys,
+                    fingerprints,
                 }))
             }
         }
@@ -340,8 +356,20 @@ impl Chains {
     ) -> Result<bool> {
         let id = state.id(key);
         let chain = Chains::chain(&mut self.open, conn, state, id, key)?;
-        let Err(at) = chain.keys.binary_search(&event.dedup_key) else {
-            return Ok(false);
+        let print = fingerprint(event.dedup_key);
+        let at = match chain.fingerprints.binary_search(&print) {
+            Err(at) => at,
+            Ok(at) => {
+                let mut stored = false;
+                walk(conn, key, Some(chain.head), false, |k, _| {
+                    stored = k == event.dedup_key;
+                    Ok(!stored)
+                })?;
+                if stored {
+                    return Ok(false);
+                }
+                at
+            }
         };
         let body = serde_json::to_string(event)?;
         conn.prepare_cached(
@@ -358,7 +386,7 @@ impl Chains {
         ])?;
         let row = conn.last_insert_rowid();
         chain.head = row;
-        chain.keys.insert(at, event.dedup_key);
+        chain.fingerprints.insert(at, print);
         self.changed.entry(id).or_insert(None).get_or_insert(row);
         Ok(true)
     }
@@ -375,14 +403,7 @@ impl Chains {
             Some(chain) => (chain.head != 0).then_some(chain.head),
             None => head(conn, key, state.lagging().get(&id).map(|lag| lag.head))?,
         };
-        let mut events = Vec::new();
-        walk(conn, key, head, true, |_, body| {
-            let body = body.expect("bodies were asked for");
-            events.push(serde_json::from_str::<Event>(&body)?);
-            Ok(())
-        })?;
-        events.sort_by_key(Event::sort_key);
-        Ok(events)
+        events_from(conn, key, head)
     }
 
     /// The head to store in a session's row being written now (`None`:
@@ -643,6 +664,32 @@ mod tests {
         assert!(w.insert_event(&k, Protocol::Native, &event(2)).unwrap());
         w.commit().unwrap();
         assert_eq!(dedups(&store, "s"), [1, 2, 3]);
+    }
+
+    /// Keys sharing a fingerprint are told apart in the chain: each is
+    /// stored once, and a repeat of either is a duplicate.
+    #[test]
+    fn keys_with_one_fingerprint_are_told_apart() {
+        let (a, b, c) = (1u64, (1u64 << 32) | 0, (7u64 << 32) | 6);
+        assert_eq!(super::fingerprint(a), super::fingerprint(b));
+        assert_eq!(super::fingerprint(a), super::fingerprint(c));
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        let mut w = store.writer().unwrap();
+        let k = key("s");
+        w.begin().unwrap();
+        assert!(w.insert_event(&k, Protocol::Native, &event(a)).unwrap());
+        assert!(w.insert_event(&k, Protocol::Native, &event(b)).unwrap());
+        assert!(!w.insert_event(&k, Protocol::Native, &event(a)).unwrap());
+        w.commit().unwrap();
+        w.begin().unwrap();
+        assert!(!w.insert_event(&k, Protocol::Native, &event(b)).unwrap());
+        assert!(w.insert_event(&k, Protocol::Native, &event(c)).unwrap());
+        assert!(!w.insert_event(&k, Protocol::Native, &event(a)).unwrap());
+        w.commit().unwrap();
+        let mut stored = dedups(&store, "s");
+        stored.sort_unstable();
+        assert_eq!(stored, [a, b, c]);
     }
 
     /// A chain that does not hold together is an error naming the session,
