@@ -88,6 +88,14 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::app::count_requests,
         ))
+        // The same limits as every other route (`app.rs`).
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.body_limit_bytes,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
         .with_state(state);
     use tower::Layer;
     Router::new().fallback_service(axum::middleware::from_fn(cors).layer(routes))

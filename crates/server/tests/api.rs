@@ -1450,3 +1450,30 @@ async fn every_path_under_api_v1_is_the_media_collection_apis_and_no_other() {
         );
     }
 }
+
+/// The configured body limit holds on the Media Collection API too (its
+/// router sits beside the others' layers, not under them): a `sessionStart`
+/// over it is a `413` in the vendor's `{"message"}` naming the limit, and
+/// no session is created.
+#[tokio::test]
+async fn media_collection_bodies_over_the_configured_limit_are_413() {
+    let mut config = two_properties();
+    config.body_limit_bytes = 2048;
+    let s = server_with(config, FsyncPolicy::Off);
+    let mut start = adobe_session_start();
+    start["customMetadata"] = json!({"pad": "x".repeat(3_000)});
+    let body = start.to_string();
+    assert!(body.len() > 2048 && body.len() < 2 * 1024 * 1024);
+    let r = send(
+        &s.router,
+        Request::post("/api/v1/sessions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+    let message = r.body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("2048-byte limit"), "{}", r.text);
+    assert!(r.header("location").is_none());
+}
