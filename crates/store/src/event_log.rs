@@ -675,7 +675,7 @@ mod tests {
     /// stored once, and a repeat of either is a duplicate.
     #[test]
     fn keys_with_one_fingerprint_are_told_apart() {
-        let (a, b, c) = (1u64, (1u64 << 32) | 0, (7u64 << 32) | 6);
+        let (a, b, c) = (1u64, 1u64 << 32, (7u64 << 32) | 6);
         assert_eq!(super::fingerprint(a), super::fingerprint(b));
         assert_eq!(super::fingerprint(a), super::fingerprint(c));
         let dir = tempfile::tempdir().unwrap();
