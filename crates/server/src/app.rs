@@ -11,10 +11,9 @@ use crate::native_ingest;
 use crate::ops;
 use crate::ping_ingest;
 use crate::pixel_ingest;
-use crate::telemetry::{RouteLabels, Telemetry};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use crate::telemetry::{CountRequestsLayer, Telemetry};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, Method, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -148,10 +147,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ops)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
+        .layer(CountRequestsLayer(state.telemetry.clone()))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -187,25 +183,4 @@ async fn method_not_allowed(method: Method) -> crate::error::ApiError {
         crate::error::ErrorCode::MethodNotAllowed,
         format!("method {method} is not allowed on this route"),
     )
-}
-
-pub(crate) async fn count_requests(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let resp = next.run(req).await;
-    state
-        .telemetry
-        .requests
-        .get_or_create(&RouteLabels {
-            route,
-            status: resp.status().as_u16(),
-        })
-        .inc();
-    resp
 }

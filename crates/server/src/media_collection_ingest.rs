@@ -25,7 +25,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,6 +33,7 @@ use playhead_model::{Batch, Protocol, SessionKey, SessionMeta};
 use playhead_protocols::media_collection::{self, Decoded};
 use playhead_protocols::ProtocolError;
 use serde_json::json;
+use tower::util::ServiceExt;
 
 /// An error in the protocol's form: `{"message": "..."}`.
 pub struct MediaError(ApiError);
@@ -84,9 +84,8 @@ pub fn router(state: AppState) -> Router {
                 format!("method {method} is not allowed on this route"),
             ))
         })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::app::count_requests,
+        .layer(crate::telemetry::CountRequestsLayer(
+            state.telemetry.clone(),
         ))
         // The same limits as every other route (`app.rs`).
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -97,20 +96,26 @@ pub fn router(state: AppState) -> Router {
             state.config.request_timeout,
         ))
         .with_state(state);
+    // A preflight is answered before routing; everything gets the vendor's
+    // CORS. Plain tower services: axum's `from_fn` boxed the stack below it
+    // and its future for each request (`bench/RESULTS.md`, seventh pass).
+    let preflight_or_routes = tower::service_fn(move |req: Request| {
+        let routes = routes.clone();
+        async move {
+            if req.method() == Method::OPTIONS {
+                Ok::<_, std::convert::Infallible>(StatusCode::OK.into_response())
+            } else {
+                routes.oneshot(req).await
+            }
+        }
+    });
     use tower::Layer;
-    Router::new().fallback_service(axum::middleware::from_fn(cors).layer(routes))
+    Router::new()
+        .fallback_service(tower::util::MapResponseLayer::new(cors).layer(preflight_or_routes))
 }
 
 /// CORS exactly as the vendor answers it, on every response (`spec/protocols.md` §2).
-async fn cors(req: Request, next: Next) -> Response {
-    let mut resp = if req.method() == Method::OPTIONS {
-        Response::builder()
-            .status(StatusCode::OK)
-            .body(Body::empty())
-            .unwrap_or_default()
-    } else {
-        next.run(req).await
-    };
+fn cors(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,

@@ -1,11 +1,17 @@
 //! Prometheus metrics of the server itself (`GET /metrics`).
 
+use axum::extract::{MatchedPath, Request};
+use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -129,5 +135,90 @@ impl Telemetry {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Counts every answer in [`Telemetry::requests`] by matched route and
+/// status. A tower layer rather than axum's `from_fn`, which boxed the
+/// rest of the stack and its future and cloned the whole app state for
+/// each request (`bench/RESULTS.md`, seventh pass).
+#[derive(Clone)]
+pub struct CountRequestsLayer(pub Arc<Telemetry>);
+
+impl<S> tower::Layer<S> for CountRequestsLayer {
+    type Service = CountRequests<S>;
+
+    fn layer(&self, inner: S) -> CountRequests<S> {
+        CountRequests {
+            inner,
+            telemetry: self.0.clone(),
+        }
+    }
+}
+
+/// The service of [`CountRequestsLayer`].
+#[derive(Clone)]
+pub struct CountRequests<S> {
+    inner: S,
+    telemetry: Arc<Telemetry>,
+}
+
+impl<S> tower::Service<Request> for CountRequests<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Counted<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Counted<S::Future> {
+        // Set by the router before the route's layers run.
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        Counted {
+            inner: self.inner.call(req),
+            route,
+            telemetry: Some(self.telemetry.clone()),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response on its way, counted once ready.
+    pub struct Counted<F> {
+        #[pin]
+        inner: F,
+        route: Option<MatchedPath>,
+        telemetry: Option<Arc<Telemetry>>,
+    }
+}
+
+impl<F, E> Future for Counted<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(resp), Some(telemetry)) = (&out, this.telemetry.take()) {
+            let route = this
+                .route
+                .as_ref()
+                .map_or("unmatched", |p| p.as_str())
+                .to_owned();
+            telemetry
+                .requests
+                .get_or_create(&RouteLabels {
+                    route,
+                    status: resp.status().as_u16(),
+                })
+                .inc();
+        }
+        Poll::Ready(out)
     }
 }
