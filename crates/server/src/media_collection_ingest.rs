@@ -69,7 +69,17 @@ pub fn owns(path: &str) -> bool {
 /// The routes of every path under `/api/v1` ([`owns`]), with the vendor's
 /// CORS around them. Their paths are whole, not nested: a nested router
 /// rewrites each request's URI (5 k instructions an event, `bench/RESULTS.md`).
-pub fn router(state: AppState) -> Router {
+pub fn router(
+    state: AppState,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Send + 'static,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
     let routes = Router::new()
         .route("/api/v1/sessions", post(start_session))
         .route("/api/v1/sessions/{sid}/events", post(post_event))
@@ -110,8 +120,7 @@ pub fn router(state: AppState) -> Router {
         }
     });
     use tower::Layer;
-    Router::new()
-        .fallback_service(tower::util::MapResponseLayer::new(cors).layer(preflight_or_routes))
+    tower::util::MapResponseLayer::new(cors).layer(preflight_or_routes)
 }
 
 /// CORS exactly as the vendor answers it, on every response (`spec/protocols.md` §2).
