@@ -136,18 +136,19 @@ impl LogState {
                     });
             }
         }
-        let scanned = found.len();
+        let sessions = found.len();
         let mut lagging = state.lagging.lock().unwrap_or_else(PoisonError::into_inner);
         for (key, lag) in found {
             if row_head(conn, &key)?.is_none_or(|h| h < lag.head) {
                 lagging.insert(state.id(&key), lag);
             }
         }
-        if scanned > 0 {
+        if sessions > 0 {
             tracing::info!(
-                above_mark = scanned,
+                after = upto,
+                sessions,
                 lagging = lagging.len(),
-                "event log: heads of sessions whose rows lag recovered"
+                "event log: read the events after the mark; the sessions whose rows lag them have their heads back"
             );
         }
         drop(lagging);
@@ -436,6 +437,13 @@ impl Chains {
         {
             return Ok(());
         }
+        self.advance_mark(conn, state)
+    }
+
+    /// Advance the mark now: in the open transaction (counting what it
+    /// did), or on its own outside one (as the writer stops, so that the
+    /// next start has little to scan).
+    pub fn advance_mark(&mut self, conn: &Connection, state: &LogState) -> Result<()> {
         // A row this transaction writes lags no more; one it appends to
         // lags from its older first event if it lagged already.
         let lagging_first = state
@@ -544,8 +552,9 @@ mod tests {
 
     /// Rows written late lag their chains: reads find the newer heads, the
     /// mark stays below the first event a lagging row lacks, and a store
-    /// opened again (as after `kill -9`: nothing was written on the way
-    /// out) finds every event, still deduplicates them and chains on.
+    /// opened again after a crash (the writer is forgotten, not dropped:
+    /// nothing is written on the way out) finds every event, still
+    /// deduplicates them and chains on.
     #[test]
     fn heads_of_lagging_rows_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
@@ -593,7 +602,7 @@ mod tests {
         assert_eq!(mark(&store), 2, "a's row still lacks event 3");
         assert_eq!(dedups(&store, "a"), [1, 2, 3], "read from the lagging head");
         assert_eq!(dedups(&store, "b"), [1, 2]);
-        drop(w);
+        std::mem::forget(w);
         drop(store);
 
         let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
@@ -623,6 +632,26 @@ mod tests {
         assert_eq!(mark(&store), 7);
         assert_eq!(dedups(&store, "a"), [1, 2, 3, 4], "read from the row");
         assert!(store.log.lagging_heads()(&key("a")).is_none());
+    }
+
+    /// A writer that stops advances the mark to what the rows hold, which
+    /// the once-a-second advance at commit may not have done yet.
+    #[test]
+    fn a_stopping_writer_advances_the_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        let mut w = store.writer().unwrap();
+        for dedup in [1, 2] {
+            w.begin().unwrap();
+            assert!(w
+                .insert_event(&key("a"), Protocol::Native, &event(dedup))
+                .unwrap());
+            w.put_session(&row("a", true)).unwrap();
+            w.commit().unwrap();
+        }
+        assert_eq!(mark(&store), 1, "advanced at the first commit only");
+        drop(w);
+        assert_eq!(mark(&store), 2);
     }
 
     /// A writer's cached chains are reloaded once another writer of the

@@ -657,6 +657,19 @@ pub(crate) struct SqliteWriter {
     _checkpointer: Checkpointer,
 }
 
+impl Drop for SqliteWriter {
+    /// The writer stops: the mark goes up to what the rows hold, so that
+    /// the next start reads few events after it (best effort: a lower mark
+    /// only means a longer read).
+    fn drop(&mut self) {
+        if self.conn.is_autocommit() {
+            if let Err(e) = self.chains.advance_mark(&self.conn, &self.log) {
+                tracing::warn!(error = %e, "event log: the mark was not advanced at stop");
+            }
+        }
+    }
+}
+
 /// Copies the WAL into the database in the background, on a connection of
 /// its own (`PRAGMA wal_checkpoint(PASSIVE)`: it never waits for the writer
 /// or readers), every [`CHECKPOINT_BUSY`] while the WAL grows, backing off
