@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS log_mark (
 INSERT OR IGNORE INTO log_mark (id, upto) VALUES (0, 0);
 ";
 
+/// A turn of the writer's chains ([`Chains::begin`]).
+const IDLE_AFTER: Duration = Duration::from_secs(300);
+
 /// How often the writer may advance `log_mark` (one more page per commit
 /// otherwise; a lower mark only means a longer scan at the next start).
 const MARK_EVERY: Duration = Duration::from_secs(1);
@@ -297,7 +300,15 @@ fn fingerprint(dedup_key: u64) -> u32 {
 pub(crate) struct Chains {
     /// This writer, among the store's ([`LogState::writers`]).
     me: u64,
+    /// The chains written to since the last [`IDLE_AFTER`] turn...
     open: ChainMap<Chain>,
+    /// ...and those written to in the turn before, dropped at the next
+    /// turn unless written to again. A session idle for one to two turns
+    /// (a viewer who left, before the inactivity timeout closes the
+    /// session) holds no memory here; its chain is walked again if it
+    /// comes back.
+    idle: ChainMap<Chain>,
+    turned: Instant,
     /// Sessions this transaction appended to or wrote the row of: the first
     /// event appended since the row was last written (`None`: the row is
     /// up to date).
@@ -310,6 +321,8 @@ impl Chains {
         Chains {
             me: state.writers.fetch_add(1, Ordering::Relaxed) + 1,
             open: ChainMap::default(),
+            idle: ChainMap::default(),
+            turned: Instant::now(),
             changed: ChainMap::default(),
             mark_written: None,
         }
@@ -317,15 +330,33 @@ impl Chains {
 
     /// A transaction begins: if another writer committed to the log since
     /// this one last did, its cached chains may be behind.
+    /// Every [`IDLE_AFTER`], the chains not written to in the turn before
+    /// are dropped.
     pub fn begin(&mut self, state: &LogState) {
         if state.last_committer.load(Ordering::Acquire) != self.me {
             self.open.clear();
+            self.idle.clear();
         }
+        if self.turned.elapsed() >= IDLE_AFTER {
+            self.turn();
+        }
+    }
+
+    /// Drop the chains idle for a whole turn; start a new turn.
+    pub(crate) fn turn(&mut self) {
+        self.idle = std::mem::take(&mut self.open);
+        self.turned = Instant::now();
+    }
+
+    /// A session's chain, if this writer holds it.
+    fn get(&self, id: &ChainId) -> Option<&Chain> {
+        self.open.get(id).or_else(|| self.idle.get(id))
     }
 
     /// The session's chain, loaded from the store the first time.
     fn chain<'a>(
         open: &'a mut ChainMap<Chain>,
+        idle: &mut ChainMap<Chain>,
         conn: &Connection,
         state: &LogState,
         id: ChainId,
@@ -333,6 +364,16 @@ impl Chains {
     ) -> Result<&'a mut Chain> {
         match open.entry(id) {
             Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(e) if idle.contains_key(&id) => {
+                let chain = idle.remove(&id).expect("just looked up");
+                // As the active chains move back, the table they left
+                // would keep its size for the whole turn: it shrinks with
+                // them (in quarters, so the rehashing stays linear).
+                if idle.capacity() > 1024 && idle.len() * 4 < idle.capacity() {
+                    idle.shrink_to_fit();
+                }
+                Ok(e.insert(chain))
+            }
             Entry::Vacant(e) => {
                 let lagging = state.lagging().get(&id).map(|lag| lag.head);
                 let head = head(conn, key, lagging)?;
@@ -359,7 +400,7 @@ impl Chains {
         event: &Event,
     ) -> Result<bool> {
         let id = state.id(key);
-        let chain = Chains::chain(&mut self.open, conn, state, id, key)?;
+        let chain = Chains::chain(&mut self.open, &mut self.idle, conn, state, id, key)?;
         let print = fingerprint(event.dedup_key);
         let at = match chain.fingerprints.binary_search(&print) {
             Err(at) => at,
@@ -405,7 +446,7 @@ impl Chains {
         key: &SessionKey,
     ) -> Result<Vec<Event>> {
         let id = state.id(key);
-        let head = match self.open.get(&id) {
+        let head = match self.get(&id) {
             Some(chain) => (chain.head != 0).then_some(chain.head),
             None => head(conn, key, state.lagging().get(&id).map(|lag| lag.head))?,
         };
@@ -416,13 +457,14 @@ impl Chains {
     /// keep the stored one); a closed session is forgotten.
     pub fn row_written(&mut self, state: &LogState, key: &SessionKey, open: bool) -> Option<i64> {
         let id = state.id(key);
-        let head = match self.open.get(&id) {
+        let head = match self.get(&id) {
             Some(chain) => (chain.head != 0).then_some(chain.head),
             None => state.lagging().get(&id).map(|lag| lag.head),
         };
         self.changed.insert(id, None);
         if !open {
             self.open.remove(&id);
+            self.idle.remove(&id);
         }
         head
     }
@@ -476,7 +518,7 @@ impl Chains {
         }
         let mut lagging = state.lagging();
         for (id, first) in self.changed.drain() {
-            match (first, self.open.get(&id)) {
+            match (first, self.open.get(&id).or_else(|| self.idle.get(&id))) {
                 (Some(first), Some(chain)) => {
                     lagging
                         .entry(id)
@@ -497,6 +539,7 @@ impl Chains {
     /// (they are loaded again from what was committed).
     pub fn rolled_back(&mut self) {
         self.open.clear();
+        self.idle.clear();
         self.changed.clear();
     }
 }
@@ -652,6 +695,42 @@ mod tests {
         assert_eq!(mark(&store), 1, "advanced at the first commit only");
         drop(w);
         assert_eq!(mark(&store), 2);
+    }
+
+    /// A chain not written to for a whole turn is dropped, one written to
+    /// in the turn before is kept, and a dropped one is walked again when
+    /// its session comes back: its duplicates are still refused.
+    #[test]
+    fn chains_idle_for_a_turn_are_dropped_and_walked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        let mut w = store.open_writer().unwrap();
+        let append = |w: &mut crate::sqlite::SqliteWriter, id: &str, dedup: u64| -> bool {
+            w.begin().unwrap();
+            let new = w
+                .insert_event(&key(id), Protocol::Native, &event(dedup))
+                .unwrap();
+            w.put_session(&row(id, true)).unwrap();
+            w.commit().unwrap();
+            new
+        };
+        assert!(append(&mut w, "a", 1));
+        w.chains.turn();
+        assert!(append(&mut w, "b", 1));
+        w.chains.turn();
+        let id = |k: &str| store.log.id(&key(k));
+        assert!(w.chains.get(&id("a")).is_none(), "idle for a whole turn");
+        assert!(
+            w.chains.get(&id("b")).is_some(),
+            "written to in the turn before"
+        );
+        assert!(
+            !append(&mut w, "a", 1),
+            "a duplicate after the chain was dropped"
+        );
+        assert!(append(&mut w, "a", 2));
+        assert!(!append(&mut w, "b", 1));
+        assert_eq!(dedups(&store, "a"), [1, 2]);
     }
 
     /// A writer's cached chains are reloaded once another writer of the
