@@ -22,11 +22,13 @@
 //!   its session's row. The writer advances it (at most once a second) to
 //!   just below the first event any lagging row lacks. When the store
 //!   opens, it rebuilds [`LogState::lagging`] from the rows above the mark:
-//!   a crash loses no head.
+//!   a crash loses no head. A writer that stops advances it too.
 //! - Deduplication: the writer keeps, for each open session it has written
-//!   to, its head and its dedup keys' fingerprints ([`Chains`]), loaded by walking the
-//!   chain the first time it writes to the session after the store opened.
-//!   A session's row is written when it closes, and the writer forgets it.
+//!   to, its head and its dedup keys' fingerprints ([`Chains`]), loaded by
+//!   walking the chain the first time it writes to the session after the
+//!   store opened or after the session was idle for a whole turn
+//!   ([`IDLE_AFTER`]). A session's row is written when it closes, and the
+//!   writer forgets it.
 
 use crate::{Result, StoreError};
 use playhead_model::{Event, SessionKey};

@@ -6,7 +6,7 @@
 //!   [`Event`] as JSON in `body`, each row chained to its session's previous
 //!   event; `log_mark` (schema version 4; older databases' `events` table
 //!   moves into it when opened). How sessions' events are found and
-//!   deduplicated without a per-session index: [`crate::event_log`]. A
+//!   deduplicated without a per-session index: `event_log.rs`. A
 //!   `u64` dedup key is stored bit-cast to `i64`; events are sorted in Rust
 //!   by [`Event::sort_key`] after loading.
 //! - `sessions`: one row per session, its latest [`SessionSummary`] in
