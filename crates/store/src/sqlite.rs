@@ -334,8 +334,9 @@ fn migrate_events(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     let n: i64 = tx.query_row("SELECT count(*) FROM events", [], |row| row.get(0))?;
     tracing::info!(
         events = n,
-        "moving stored events into the event log (schema version 4)"
+        "moving stored events into the event log (schema version 4): every event is read and written once"
     );
+    let started = std::time::Instant::now();
     tx.execute_batch(
         "INSERT INTO event_log (id, prev, property, session_id, dedup_key, t, body)
              SELECT id, lag(id) OVER (PARTITION BY property, session_id ORDER BY id),
@@ -348,6 +349,11 @@ fn migrate_events(tx: &rusqlite::Transaction<'_>) -> Result<()> {
          DROP TABLE events;
          UPDATE log_mark SET upto = (SELECT coalesce(max(id), 0) FROM event_log);",
     )?;
+    tracing::info!(
+        events = n,
+        seconds = started.elapsed().as_secs_f64(),
+        "stored events moved into the event log"
+    );
     Ok(())
 }
 
