@@ -588,6 +588,12 @@ mod tests {
         events.iter().map(|e| e.dedup_key).collect()
     }
 
+    /// Append event `dedup` to session `id`; whether it was new.
+    fn append<W: StoreWriter + ?Sized>(w: &mut W, id: &str, dedup: u64) -> bool {
+        w.insert_event(&key(id), Protocol::Native, &event(dedup))
+            .unwrap()
+    }
+
     fn mark(store: &SqliteStore) -> i64 {
         rusqlite::Connection::open(store.path())
             .unwrap()
@@ -610,38 +616,24 @@ mod tests {
             w.commit().unwrap();
         };
         w.begin().unwrap();
-        assert!(w
-            .insert_event(&key("a"), Protocol::Native, &event(1))
-            .unwrap());
+        assert!(append(&mut w, "a", 1));
         w.put_session(&row("a", true)).unwrap();
-        assert!(w
-            .insert_event(&key("b"), Protocol::Native, &event(1))
-            .unwrap());
+        assert!(append(&mut w, "b", 1));
         w.put_session(&row("b", true)).unwrap();
         commit(&mut w);
         assert_eq!(mark(&store), 2, "every row is up to date");
 
         w.begin().unwrap();
         // a's row is not written: it lags from event 3 on.
-        assert!(w
-            .insert_event(&key("a"), Protocol::Native, &event(2))
-            .unwrap());
-        assert!(w
-            .insert_event(&key("b"), Protocol::Native, &event(2))
-            .unwrap());
+        assert!(append(&mut w, "a", 2));
+        assert!(append(&mut w, "b", 2));
         w.put_session(&row("b", true)).unwrap();
         commit(&mut w);
         assert_eq!(mark(&store), 2);
         w.begin().unwrap();
-        assert!(w
-            .insert_event(&key("a"), Protocol::Native, &event(3))
-            .unwrap());
-        assert!(!w
-            .insert_event(&key("a"), Protocol::Native, &event(2))
-            .unwrap());
-        assert!(w
-            .insert_event(&key("c"), Protocol::Native, &event(1))
-            .unwrap());
+        assert!(append(&mut w, "a", 3));
+        assert!(!append(&mut w, "a", 2));
+        assert!(append(&mut w, "c", 1));
         w.put_session(&row("c", true)).unwrap();
         commit(&mut w);
         assert_eq!(mark(&store), 2, "a's row still lacks event 3");
@@ -661,13 +653,9 @@ mod tests {
         let mut w = store.open_writer().unwrap();
         w.begin().unwrap();
         for k in [1, 2, 3] {
-            assert!(!w
-                .insert_event(&key("a"), Protocol::Native, &event(k))
-                .unwrap());
+            assert!(!append(&mut w, "a", k));
         }
-        assert!(w
-            .insert_event(&key("a"), Protocol::Native, &event(4))
-            .unwrap());
+        assert!(append(&mut w, "a", 4));
         commit(&mut w);
         assert_eq!(dedups(&store, "a"), [1, 2, 3, 4]);
         // Its row written, a lags no more: the mark reaches the last event.
@@ -688,9 +676,7 @@ mod tests {
         let mut w = store.writer().unwrap();
         for dedup in [1, 2] {
             w.begin().unwrap();
-            assert!(w
-                .insert_event(&key("a"), Protocol::Native, &event(dedup))
-                .unwrap());
+            assert!(append(&mut *w, "a", dedup));
             w.put_session(&row("a", true)).unwrap();
             w.commit().unwrap();
         }
@@ -707,18 +693,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
         let mut w = store.open_writer().unwrap();
-        let append = |w: &mut crate::sqlite::SqliteWriter, id: &str, dedup: u64| -> bool {
+        // One event and its session's row, in a transaction of their own.
+        let commit_one = |w: &mut crate::sqlite::SqliteWriter, id: &str, dedup: u64| -> bool {
             w.begin().unwrap();
-            let new = w
-                .insert_event(&key(id), Protocol::Native, &event(dedup))
-                .unwrap();
+            let new = append(w, id, dedup);
             w.put_session(&row(id, true)).unwrap();
             w.commit().unwrap();
             new
         };
-        assert!(append(&mut w, "a", 1));
+        assert!(commit_one(&mut w, "a", 1));
         w.chains.turn();
-        assert!(append(&mut w, "b", 1));
+        assert!(commit_one(&mut w, "b", 1));
         w.chains.turn();
         let id = |k: &str| store.log.id(&key(k));
         assert!(w.chains.get(&id("a")).is_none(), "idle for a whole turn");
@@ -727,11 +712,11 @@ mod tests {
             "written to in the turn before"
         );
         assert!(
-            !append(&mut w, "a", 1),
+            !commit_one(&mut w, "a", 1),
             "a duplicate after the chain was dropped"
         );
-        assert!(append(&mut w, "a", 2));
-        assert!(!append(&mut w, "b", 1));
+        assert!(commit_one(&mut w, "a", 2));
+        assert!(!commit_one(&mut w, "b", 1));
         assert_eq!(dedups(&store, "a"), [1, 2]);
     }
 
@@ -743,19 +728,16 @@ mod tests {
         let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
         let mut first = store.writer().unwrap();
         let mut second = store.writer().unwrap();
-        let k = key("s");
-        let append = |w: &mut Box<dyn StoreWriter>, dedup| {
+        let commit_one = |w: &mut Box<dyn StoreWriter>, dedup| {
             w.begin().unwrap();
-            assert!(w.insert_event(&k, Protocol::Native, &event(dedup)).unwrap());
+            assert!(append(&mut **w, "s", dedup));
             w.commit().unwrap();
         };
-        append(&mut first, 1);
-        append(&mut second, 2);
-        append(&mut first, 3);
+        commit_one(&mut first, 1);
+        commit_one(&mut second, 2);
+        commit_one(&mut first, 3);
         second.begin().unwrap();
-        assert!(!second
-            .insert_event(&k, Protocol::Native, &event(3))
-            .unwrap());
+        assert!(!append(&mut *second, "s", 3));
         second.commit().unwrap();
         assert_eq!(dedups(&store, "s"), [1, 2, 3]);
     }
@@ -767,16 +749,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
         let mut w = store.writer().unwrap();
-        let k = key("s");
         w.begin().unwrap();
-        assert!(w.insert_event(&k, Protocol::Native, &event(1)).unwrap());
+        assert!(append(&mut *w, "s", 1));
         w.commit().unwrap();
         w.begin().unwrap();
-        assert!(w.insert_event(&k, Protocol::Native, &event(2)).unwrap());
+        assert!(append(&mut *w, "s", 2));
         w.rollback().unwrap();
         w.begin().unwrap();
-        assert!(w.insert_event(&k, Protocol::Native, &event(3)).unwrap());
-        assert!(w.insert_event(&k, Protocol::Native, &event(2)).unwrap());
+        assert!(append(&mut *w, "s", 3));
+        assert!(append(&mut *w, "s", 2));
         w.commit().unwrap();
         assert_eq!(dedups(&store, "s"), [1, 2, 3]);
     }
@@ -791,16 +772,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
         let mut w = store.writer().unwrap();
-        let k = key("s");
         w.begin().unwrap();
-        assert!(w.insert_event(&k, Protocol::Native, &event(a)).unwrap());
-        assert!(w.insert_event(&k, Protocol::Native, &event(b)).unwrap());
-        assert!(!w.insert_event(&k, Protocol::Native, &event(a)).unwrap());
+        assert!(append(&mut *w, "s", a));
+        assert!(append(&mut *w, "s", b));
+        assert!(!append(&mut *w, "s", a));
         w.commit().unwrap();
         w.begin().unwrap();
-        assert!(!w.insert_event(&k, Protocol::Native, &event(b)).unwrap());
-        assert!(w.insert_event(&k, Protocol::Native, &event(c)).unwrap());
-        assert!(!w.insert_event(&k, Protocol::Native, &event(a)).unwrap());
+        assert!(!append(&mut *w, "s", b));
+        assert!(append(&mut *w, "s", c));
+        assert!(!append(&mut *w, "s", a));
         w.commit().unwrap();
         let mut stored = dedups(&store, "s");
         stored.sort_unstable();
@@ -816,9 +796,7 @@ mod tests {
         let mut w = store.writer().unwrap();
         w.begin().unwrap();
         for (id, dedup) in [("s", 1), ("t", 1), ("s", 2)] {
-            assert!(w
-                .insert_event(&key(id), Protocol::Native, &event(dedup))
-                .unwrap());
+            assert!(append(&mut *w, id, dedup));
         }
         w.commit().unwrap();
         drop(w);
