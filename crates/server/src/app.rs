@@ -146,14 +146,8 @@ pub fn app(state: AppState) -> Router {
         .merge(data)
         .merge(ops)
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(CountRequestsLayer(state.telemetry.clone()))
-        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state.config.request_timeout,
-        ))
-        .with_state(state);
+        .method_not_allowed_fallback(method_not_allowed);
+    let routes = with_route_layers(routes, &state).with_state(state);
     // CORS wraps the whole router as one service, so it sees every request
     // (preflights included) before routing and its 404/405 fallbacks.
     let rest = cors.layer(routes);
@@ -166,6 +160,18 @@ pub fn app(state: AppState) -> Router {
         };
         to.oneshot(req)
     }))
+}
+
+/// The layers every route has, the Media Collection API's included: the
+/// request counter, the body limit and the request timeout.
+pub(crate) fn with_route_layers(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    routes
+        .layer(CountRequestsLayer(state.telemetry.clone()))
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
 }
 
 /// The dashboard's files and pages (`assets`); any other path, and every

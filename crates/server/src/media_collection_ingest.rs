@@ -93,19 +93,8 @@ pub fn router(
                 ErrorCode::MethodNotAllowed,
                 format!("method {method} is not allowed on this route"),
             ))
-        })
-        .layer(crate::telemetry::CountRequestsLayer(
-            state.telemetry.clone(),
-        ))
-        // The same limits as every other route (`app.rs`).
-        .layer(axum::extract::DefaultBodyLimit::max(
-            state.config.body_limit_bytes,
-        ))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state.config.request_timeout,
-        ))
-        .with_state(state);
+        });
+    let routes = crate::app::with_route_layers(routes, &state).with_state(state);
     // A preflight is answered before routing; everything gets the vendor's
     // CORS. Plain tower services: axum's `from_fn` boxed the stack below it
     // and its future for each request (`bench/RESULTS.md`, seventh pass).
