@@ -180,7 +180,11 @@ impl LogState {
 
     /// The head of a lagging row, as of the last commit.
     pub fn lagging_head(&self, key: &SessionKey) -> Option<i64> {
-        self.lagging().get(&self.id(key)).map(|lag| lag.head)
+        self.lagging_head_of(&self.id(key))
+    }
+
+    fn lagging_head_of(&self, id: &ChainId) -> Option<i64> {
+        self.lagging().get(id).map(|lag| lag.head)
     }
 }
 
@@ -290,6 +294,13 @@ struct Chain {
     fingerprints: Box<[u32]>,
 }
 
+impl Chain {
+    /// The session's newest event, if it has one.
+    fn head(&self) -> Option<i64> {
+        (self.head != 0).then_some(self.head)
+    }
+}
+
 /// A dedup key's 32 bits kept in memory (a native `seq` below 2^32 is its
 /// own fingerprint).
 fn fingerprint(dedup_key: u64) -> u32 {
@@ -377,7 +388,7 @@ impl Chains {
                 Ok(e.insert(chain))
             }
             Entry::Vacant(e) => {
-                let lagging = state.lagging().get(&id).map(|lag| lag.head);
+                let lagging = state.lagging_head_of(&id);
                 let head = head(conn, key, lagging)?;
                 let mut fingerprints = Vec::new();
                 walk(conn, key, head, false, |k, _| {
@@ -408,7 +419,7 @@ impl Chains {
             Err(at) => at,
             Ok(at) => {
                 let mut stored = false;
-                walk(conn, key, Some(chain.head), false, |k, _| {
+                walk(conn, key, chain.head(), false, |k, _| {
                     stored = k == event.dedup_key;
                     Ok(!stored)
                 })?;
@@ -424,7 +435,7 @@ impl Chains {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![
-            (chain.head != 0).then_some(chain.head),
+            chain.head(),
             key.property,
             key.session_id,
             event.dedup_key as i64,
@@ -449,8 +460,8 @@ impl Chains {
     ) -> Result<Vec<Event>> {
         let id = state.id(key);
         let head = match self.get(&id) {
-            Some(chain) => (chain.head != 0).then_some(chain.head),
-            None => head(conn, key, state.lagging().get(&id).map(|lag| lag.head))?,
+            Some(chain) => chain.head(),
+            None => head(conn, key, state.lagging_head_of(&id))?,
         };
         events_from(conn, key, head)
     }
@@ -460,8 +471,8 @@ impl Chains {
     pub fn row_written(&mut self, state: &LogState, key: &SessionKey, open: bool) -> Option<i64> {
         let id = state.id(key);
         let head = match self.get(&id) {
-            Some(chain) => (chain.head != 0).then_some(chain.head),
-            None => state.lagging().get(&id).map(|lag| lag.head),
+            Some(chain) => chain.head(),
+            None => state.lagging_head_of(&id),
         };
         self.changed.insert(id, None);
         if !open {
