@@ -30,7 +30,10 @@ impl RealServer {
         let state = AppState::start(config, Arc::new(store), Arc::new(SystemClock)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, app(state)).await });
+        let server =
+            tokio::spawn(
+                async move { axum::serve(listener, app(state).into_make_service()).await },
+            );
         RealServer {
             addr,
             read_key: read_key.to_owned(),

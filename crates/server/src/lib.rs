@@ -33,6 +33,6 @@ pub mod telemetry;
 pub mod user_activity_ingest;
 pub mod user_agent;
 
-pub use app::{app, AppState};
+pub use app::{app, App, AppState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Property, ServerConfig};

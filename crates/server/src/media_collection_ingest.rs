@@ -23,7 +23,7 @@ use crate::ingest::{IngestError, IngestOutcome, Requirement};
 use crate::native_ingest::body_rejection;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,7 +33,6 @@ use playhead_model::{Batch, Protocol, SessionKey, SessionMeta};
 use playhead_protocols::media_collection::{self, Decoded};
 use playhead_protocols::ProtocolError;
 use serde_json::json;
-use tower::util::ServiceExt;
 
 /// An error in the protocol's form: `{"message": "..."}`.
 pub struct MediaError(ApiError);
@@ -66,23 +65,17 @@ pub fn owns(path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The routes of every path under `/api/v1` ([`owns`]), with the vendor's
-/// CORS around them. Their paths are whole, not nested: a nested router
-/// rewrites each request's URI (5 k instructions an event, `bench/RESULTS.md`).
-pub fn router(
-    state: AppState,
-) -> impl tower::Service<
-    Request,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future = impl Send + 'static,
-> + Clone
-       + Send
-       + Sync
-       + 'static {
+/// The routes of every path under `/api/v1` ([`owns`]), with the layers
+/// every route has. The app's dispatch ([`crate::app::App`]) answers
+/// preflights, puts the vendor's CORS on every answer ([`cors`]) and sends
+/// the events route's well-formed requests to [`post_event_direct`] rather
+/// than through this router. Its paths are whole, not nested: a nested
+/// router rewrites each request's URI (5 k instructions an event,
+/// `bench/RESULTS.md`).
+pub fn routes(state: AppState) -> Router {
     let routes = Router::new()
         .route("/api/v1/sessions", post(start_session))
-        .route("/api/v1/sessions/{sid}/events", post(post_event))
+        .route(EVENTS_ROUTE, post(post_event))
         .route("/api/v1/downloaded", post(downloaded))
         .route("/api/v1/schemas/{event_type}", get(schema))
         .fallback(|| async {
@@ -94,26 +87,64 @@ pub fn router(
                 format!("method {method} is not allowed on this route"),
             ))
         });
-    let routes = crate::app::with_route_layers(routes, &state).with_state(state);
-    // A preflight is answered before routing; everything gets the vendor's
-    // CORS. Plain tower services: axum's `from_fn` boxed the stack below it
-    // and its future for each request (`bench/RESULTS.md`, seventh pass).
-    let preflight_or_routes = tower::service_fn(move |req: Request| {
-        let routes = routes.clone();
-        async move {
-            if req.method() == Method::OPTIONS {
-                Ok::<_, std::convert::Infallible>(StatusCode::OK.into_response())
-            } else {
-                routes.oneshot(req).await
+    crate::app::with_route_layers(routes, &state).with_state(state)
+}
+
+/// The route of a session's events, as the request counter names it.
+pub const EVENTS_ROUTE: &str = "/api/v1/sessions/{sid}/events";
+
+/// The sid of a `POST /api/v1/sessions/{sid}/events` whose sid segment
+/// needs no decoding (no `%`), which [`post_event_direct`] answers without
+/// the router. Any other request to that route (a percent-encoded sid, a
+/// wrong method) goes through the router and gets the same answer as before.
+pub fn direct_event_sid<'a>(method: &Method, path: &'a str) -> Option<&'a str> {
+    if method != Method::POST {
+        return None;
+    }
+    let sid = path
+        .strip_prefix("/api/v1/sessions/")?
+        .strip_suffix("/events")?;
+    (!sid.is_empty() && !sid.contains(['/', '%'])).then_some(sid)
+}
+
+/// `POST /api/v1/sessions/{sid}/events` without the router: the same
+/// answer as [`post_event`] behind [`routes`]' layers (the body limit, the
+/// request timeout's `408`), and the request counted under [`EVENTS_ROUTE`].
+/// The router's matching, its boxed route and its extractors cost about a
+/// tenth of an Adobe event's CPU (`bench/RESULTS.md`, eighth pass).
+pub async fn post_event_direct(state: AppState, sid: &str, body: Body) -> Response {
+    let answer = async {
+        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            body,
+            state.config.body_limit_bytes,
+        ))
+        .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return MediaError(crate::native_ingest::body_too_large(&state)).into_response()
             }
-        }
-    });
-    use tower::Layer;
-    tower::util::MapResponseLayer::new(cors).layer(preflight_or_routes)
+            Err(e) => {
+                return MediaError(ApiError::bad_request(format!(
+                    "body: could not be read: {e}"
+                )))
+                .into_response()
+            }
+        };
+        accept_event(&state, sid, &body).await.into_response()
+    };
+    let resp = match tokio::time::timeout(state.config.request_timeout, answer).await {
+        Ok(resp) => resp,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    };
+    state
+        .telemetry
+        .count_request(EVENTS_ROUTE, resp.status().as_u16());
+    resp
 }
 
 /// CORS exactly as the vendor answers it, on every response (`spec/protocols.md` §2).
-fn cors(mut resp: Response) -> Response {
+pub fn cors(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -280,23 +311,28 @@ pub async fn post_event(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, MediaError> {
     let body = read_body(&state, body)?;
-    let Some(property) = property_of_sid(&state, &sid) else {
+    accept_event(&state, &sid, &body).await
+}
+
+/// Decode one event of session `sid` and wait until it is durable.
+async fn accept_event(state: &AppState, sid: &str, body: &[u8]) -> Result<Response, MediaError> {
+    let Some(property) = property_of_sid(state, sid) else {
         return Err(
             ApiError::not_found(format!("unknown session `{sid}`; start a new session")).into(),
         );
     };
     let property = property.to_owned();
-    let decoded = media_collection::decode_body(&body, state.clock.now_ms())?;
+    let decoded = media_collection::decode_body(body, state.clock.now_ms())?;
     if decoded.event_type == "sessionStart" {
         return Err(ApiError::bad_request(
             "eventType: `sessionStart` starts a new session: POST it to /api/v1/sessions",
         )
         .into());
     }
-    let key = SessionKey::new(property, sid.clone());
+    let key = SessionKey::new(property, sid);
     if decoded.event_type == "stateStart" {
         if let Some(name) = &decoded.state_name {
-            check_state_limit(&state, &key, name).await?;
+            check_state_limit(state, &key, name).await?;
         }
     }
     let batch = Batch {

@@ -41,16 +41,21 @@ pub fn content_type(headers: &HeaderMap) -> Option<String> {
 /// A body that could not be read: too large (`413`) or broken (`400`).
 pub fn body_rejection(state: &AppState, r: BytesRejection) -> ApiError {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "body: larger than the {}-byte limit",
-                state.config.body_limit_bytes
-            ),
-        )
+        body_too_large(state)
     } else {
         ApiError::bad_request(format!("body: could not be read: {r}"))
     }
+}
+
+/// A body over `body_limit_bytes`: `413`, naming the limit.
+pub fn body_too_large(state: &AppState) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!(
+            "body: larger than the {}-byte limit",
+            state.config.body_limit_bytes
+        ),
+    )
 }
 
 /// Map a pipeline failure to the client's answer.

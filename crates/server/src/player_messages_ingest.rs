@@ -54,7 +54,7 @@ mod tests {
     use tower::ServiceExt;
 
     async fn send(
-        router: &axum::Router,
+        router: &crate::App,
         ct: &str,
         body: String,
     ) -> (StatusCode, Value, Option<String>) {

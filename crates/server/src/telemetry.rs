@@ -121,6 +121,16 @@ impl Telemetry {
         }
     }
 
+    /// Count one answer of `route` (a route pattern, `unmatched` when none).
+    pub fn count_request(&self, route: &str, status: u16) {
+        self.requests
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
     pub fn beacon_attempt(&self, outcome: &str) {
         self.beacon_attempts
             .get_or_create(&BeaconLabels {
@@ -206,18 +216,8 @@ where
         let this = self.project();
         let out = std::task::ready!(this.inner.poll(cx));
         if let (Ok(resp), Some(telemetry)) = (&out, this.telemetry.take()) {
-            let route = this
-                .route
-                .as_ref()
-                .map_or("unmatched", |p| p.as_str())
-                .to_owned();
-            telemetry
-                .requests
-                .get_or_create(&RouteLabels {
-                    route,
-                    status: resp.status().as_u16(),
-                })
-                .inc();
+            let route = this.route.as_ref().map_or("unmatched", |p| p.as_str());
+            telemetry.count_request(route, resp.status().as_u16());
         }
         Poll::Ready(out)
     }

@@ -1477,3 +1477,124 @@ async fn media_collection_bodies_over_the_configured_limit_are_413() {
     assert!(message.contains("2048-byte limit"), "{}", r.text);
     assert!(r.header("location").is_none());
 }
+
+/// A session's events are answered without the router when their sid needs
+/// no decoding, and through it otherwise (`App`'s dispatch). Both ways give
+/// the same answers, CORS, body limit, request timeout and request count.
+#[tokio::test]
+async fn session_events_answer_alike_with_or_without_the_router() {
+    let mut config = two_properties();
+    config.body_limit_bytes = 2048;
+    config.request_timeout = std::time::Duration::from_millis(300);
+    let s = server_with(config, FsyncPolicy::Off);
+    let r = send(
+        &s.router,
+        Request::post("/api/v1/sessions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(adobe_session_start().to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let sid = r
+        .header("location")
+        .unwrap()
+        .trim_start_matches("/api/v1/sessions/")
+        .to_owned();
+    // The same sid with its first character percent-encoded: only the
+    // router decodes it.
+    let encoded = format!("%{:02X}{}", sid.as_bytes()[0], &sid[1..]);
+    let post = |sid: &str, body: Body| {
+        Request::post(format!("/api/v1/sessions/{sid}/events"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .unwrap()
+    };
+    let vendor = |r: &Reply, status: StatusCode, message: &str| {
+        assert_eq!(r.status, status, "{}", r.text);
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(
+            r.header("access-control-allow-methods"),
+            Some("OPTIONS,POST,PUT")
+        );
+        if !message.is_empty() {
+            let got = r.body["message"].as_str().unwrap_or_default();
+            assert!(got.contains(message), "{}", r.text);
+        }
+    };
+    for (k, path_sid) in [sid.as_str(), encoded.as_str()].into_iter().enumerate() {
+        let ts = T0 + 10_000 * (k as i64 + 1);
+        let ping = json!({"eventType": "ping", "playerTime": {"playhead": 10 * (k + 1), "ts": ts}});
+        let r = send(&s.router, post(path_sid, Body::from(ping.to_string()))).await;
+        vendor(&r, StatusCode::NO_CONTENT, "");
+
+        let big = json!({"eventType": "ping", "playerTime": {"playhead": 1, "ts": ts},
+            "params": {"pad": "x".repeat(3_000)}});
+        let r = send(&s.router, post(path_sid, Body::from(big.to_string()))).await;
+        vendor(&r, StatusCode::PAYLOAD_TOO_LARGE, "2048-byte limit");
+
+        let r = send(&s.router, post(path_sid, Body::from("{not json"))).await;
+        vendor(&r, StatusCode::BAD_REQUEST, "not valid JSON");
+
+        // A client that sends part of its body and then nothing.
+        let stalled = futures_util::stream::StreamExt::chain(
+            futures_util::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
+                b"{\"eventType\"",
+            ))]),
+            futures_util::stream::pending(),
+        );
+        let r = send(&s.router, post(path_sid, Body::from_stream(stalled))).await;
+        vendor(&r, StatusCode::REQUEST_TIMEOUT, "");
+    }
+    let unknown = "0".repeat(64);
+    let r = send(&s.router, post(&unknown, Body::from("{}"))).await;
+    vendor(&r, StatusCode::NOT_FOUND, "unknown session");
+    let r = send(
+        &s.router,
+        Request::get(format!("/api/v1/sessions/{sid}/events"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    vendor(&r, StatusCode::METHOD_NOT_ALLOWED, "not allowed");
+
+    // Both pings are the session's.
+    let r = send(
+        &s.router,
+        Request::get(format!("/data/v1/sessions/{sid}/events"))
+            .header(header::AUTHORIZATION, format!("Bearer {READ_A}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let heartbeats = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "heartbeat")
+        .count();
+    assert_eq!(heartbeats, 2, "{}", r.text);
+
+    // Counted alike under the route, whichever way they went.
+    let r = send(
+        &s.router,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    for (status, n) in [("204", 2), ("413", 2), ("400", 2), ("408", 2), ("404", 1)] {
+        let wanted = [
+            "route=\"/api/v1/sessions/{sid}/events\"".to_owned(),
+            format!("status=\"{status}\""),
+        ];
+        assert!(
+            r.text
+                .lines()
+                .any(|l| l.starts_with("playhead_http_requests_total{")
+                    && wanted.iter().all(|w| l.contains(w.as_str()))
+                    && l.ends_with(&format!(" {n}"))),
+            "no count of {n} with {status} in:\n{}",
+            r.text
+        );
+    }
+}

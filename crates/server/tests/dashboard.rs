@@ -8,8 +8,8 @@
 mod common;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
 use common::{send, Reply};
+use playhead_server::App;
 use playhead_server::{app, assets, AppState, ManualClock, ServerConfig};
 use playhead_store::{FsyncPolicy, SqliteStore};
 use serde_json::{json, Value};
@@ -26,7 +26,7 @@ const INGEST_B: &str = "ingest-key-beta";
 const READ_B: &str = "read-key-beta";
 
 struct Server {
-    router: Router,
+    router: App,
     _dir: TempDir,
 }
 

@@ -13,8 +13,8 @@
 mod common;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
-use axum::Router;
 use common::{send, Reply};
+use playhead_server::App;
 use playhead_server::{app, AppState, ManualClock, Property, ServerConfig};
 use playhead_store::{FsyncPolicy, SqliteStore};
 use serde_json::{json, Value};
@@ -36,7 +36,7 @@ const READ: &str = "pixel-read-key";
 
 /// One server on a store in a temporary directory.
 struct Server {
-    router: Router,
+    router: App,
     state: AppState,
     clock: ManualClock,
     dir: TempDir,
@@ -93,7 +93,7 @@ impl Server {
 }
 
 /// Send a request and keep the body's bytes.
-async fn send_raw(router: &Router, req: Request<Body>) -> RawReply {
+async fn send_raw(router: &App, req: Request<Body>) -> RawReply {
     let r = common::send(router, req).await;
     RawReply {
         status: r.status,

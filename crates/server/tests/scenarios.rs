@@ -132,7 +132,7 @@
 mod common;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
+use playhead_server::App;
 use playhead_server::{app, AppState, ManualClock, ServerConfig};
 use playhead_store::{FsyncPolicy, SqliteStore, Store};
 use serde::Deserialize;
@@ -645,7 +645,7 @@ fn substitute_json(value: &Value, named: &BTreeMap<String, String>) -> Result<Va
 
 /// Send a `request` step; returns `METHOD path` for messages, and the answer.
 async fn send_request(
-    router: &Router,
+    router: &App,
     request: &GenericRequest,
     named: &BTreeMap<String, String>,
 ) -> Result<(String, common::Reply), String> {
@@ -708,7 +708,7 @@ fn adobe_body(body: &Value) -> Result<Value, String> {
     Ok(body)
 }
 
-async fn post_adobe(router: &Router, uri: &str, body: &Value) -> common::Reply {
+async fn post_adobe(router: &App, uri: &str, body: &Value) -> common::Reply {
     let req = Request::post(uri)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
@@ -789,7 +789,7 @@ fn request_body(post: &Value) -> Result<Value, String> {
     Ok(Value::Object(body))
 }
 
-async fn post_events(router: &Router, body: Value) -> (StatusCode, Value) {
+async fn post_events(router: &App, body: Value) -> (StatusCode, Value) {
     let req = Request::post("/v1/events")
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
@@ -797,7 +797,7 @@ async fn post_events(router: &Router, body: Value) -> (StatusCode, Value) {
     send(router, req).await
 }
 
-async fn get_session(router: &Router, id: &str) -> (StatusCode, Value) {
+async fn get_session(router: &App, id: &str) -> (StatusCode, Value) {
     let req = Request::get(format!("/data/v1/sessions/{id}"))
         .header(header::AUTHORIZATION, format!("Bearer {READ_KEY}"))
         .body(Body::empty())
@@ -805,7 +805,7 @@ async fn get_session(router: &Router, id: &str) -> (StatusCode, Value) {
     send(router, req).await
 }
 
-async fn get_json(router: &Router, uri: &str) -> (StatusCode, Value) {
+async fn get_json(router: &App, uri: &str) -> (StatusCode, Value) {
     let req = Request::get(uri)
         .header(header::AUTHORIZATION, format!("Bearer {READ_KEY}"))
         .body(Body::empty())
@@ -813,14 +813,14 @@ async fn get_json(router: &Router, uri: &str) -> (StatusCode, Value) {
     send(router, req).await
 }
 
-async fn send(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
+async fn send(router: &App, req: Request<Body>) -> (StatusCode, Value) {
     let reply = common::send(router, req).await;
     (reply.status, reply.body)
 }
 
 /// Read each expected session and compare it; known divergences are skipped.
 async fn compare_sessions(
-    router: &Router,
+    router: &App,
     scenario: &Scenario,
     at: &str,
     expected: &BTreeMap<String, Value>,
@@ -834,7 +834,7 @@ async fn compare_sessions(
 /// The same for Media Collection sessions, named by the step that created
 /// them (the name is the label in messages and `known_divergence`).
 async fn compare_adobe_sessions(
-    router: &Router,
+    router: &App,
     scenario: &Scenario,
     at: &str,
     adobe: &BTreeMap<String, String>,
@@ -854,7 +854,7 @@ async fn compare_adobe_sessions(
 /// Read session `id` and compare it with `want`; `label` names it in
 /// messages and `known_divergence`.
 async fn compare_session(
-    router: &Router,
+    router: &App,
     scenario: &Scenario,
     at: &str,
     label: &str,
@@ -880,7 +880,7 @@ async fn compare_session(
 
 /// The pixel sessions of one (video, viewer) pair, oldest first.
 async fn pixel_sessions(
-    router: &Router,
+    router: &App,
     video_id: &str,
     viewer_id: &str,
 ) -> Result<Vec<Value>, String> {
@@ -914,7 +914,7 @@ async fn pixel_sessions(
 
 /// Find each expected pixel session by its pair and rank, and compare it.
 async fn compare_pixel_sessions(
-    router: &Router,
+    router: &App,
     scenario: &Scenario,
     at: &str,
     expected: &[PixelExpectation],
@@ -961,7 +961,7 @@ async fn compare_pixel_sessions(
 
 /// Read the aggregates of each expected range and compare them.
 async fn compare_metrics(
-    router: &Router,
+    router: &App,
     scenario: &Scenario,
     at: &str,
     expected: &[MetricsExpectation],

@@ -4,8 +4,8 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use axum::Router;
 use http_body_util::BodyExt;
+use playhead_server::App;
 use serde_json::Value;
 use std::time::Duration;
 use tower::ServiceExt;
@@ -39,7 +39,7 @@ impl Reply {
 }
 
 /// Send one request to the app, without a socket.
-pub async fn send(router: &Router, req: Request<Body>) -> Reply {
+pub async fn send(router: &App, req: Request<Body>) -> Reply {
     let resp = tokio::time::timeout(HANG_GUARD, router.clone().oneshot(req))
         .await
         .expect("the server answered in time")
@@ -66,7 +66,7 @@ pub async fn send(router: &Router, req: Request<Body>) -> Reply {
 /// A whole server in process, on a fresh SQLite store in a temporary
 /// directory, with a manual clock (tests call its router without a socket).
 pub struct TestServer {
-    pub router: Router,
+    pub router: App,
     pub state: playhead_server::AppState,
     pub clock: playhead_server::ManualClock,
     _dir: tempfile::TempDir,
