@@ -155,7 +155,10 @@ pub fn app(state: AppState) -> App {
     // CORS wraps the whole router as one service, so it sees every request
     // (preflights included) before routing and its 404/405 fallbacks.
     App {
-        rest: cors.layer(routes),
+        rest: cors.layer(Rest {
+            routes,
+            state: state_for_media.clone(),
+        }),
         media: media_collection_ingest::routes(state_for_media.clone()),
         state: state_for_media,
     }
@@ -170,16 +173,49 @@ pub fn app(state: AppState) -> App {
 ///   answered without a router
 ///   ([`media_collection_ingest::post_event_direct`]). The rest go through
 ///   the API's own router.
-/// - Every other path goes through the main router, inside the common CORS layer.
+/// - Every other path gets the common CORS layer, around [`Rest`].
 ///
 /// A hand-written dispatch rather than a `Router` around the two: an outer
 /// router cloned and boxed its fallback for every request
 /// (`bench/RESULTS.md`, eighth pass).
 #[derive(Clone)]
 pub struct App {
-    rest: tower_http::cors::Cors<Router>,
+    rest: tower_http::cors::Cors<Rest>,
     media: Router,
     state: AppState,
+}
+
+/// Every path but the Media Collection API's, inside the common CORS layer:
+/// `GET /icon.gif` and `GET /realtime/icon.gif`, the pixel beacons, are
+/// answered without a router ([`pixel_ingest::get_beacon_direct`]); the
+/// rest go through the main router.
+#[derive(Clone)]
+pub struct Rest {
+    routes: Router,
+    state: AppState,
+}
+
+impl tower::Service<Request> for Rest {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // axum's `Router` is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match pixel_ingest::direct_beacon_route(req.method(), req.uri().path()) {
+            Some((route, decoder)) => {
+                let state = self.state.clone();
+                Box::pin(async move {
+                    Ok(pixel_ingest::get_beacon_direct(state, route, decoder, req).await)
+                })
+            }
+            None => Box::pin(self.routes.clone().oneshot(req)),
+        }
+    }
 }
 
 impl App {
@@ -203,7 +239,7 @@ impl tower::Service<Request> for App {
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Both routers are always ready (axum's `Router` and `Cors` over it).
+        // Both are always ready (axum's `Router`, and `Cors` over `Rest`).
         Poll::Ready(Ok(()))
     }
 

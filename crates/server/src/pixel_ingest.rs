@@ -52,21 +52,20 @@ impl From<ProtocolError> for PixelError {
     }
 }
 
-type Decoder = fn(&RawRequest<'_>) -> Result<pixel::Decoded, ProtocolError>;
+pub type Decoder = fn(&RawRequest<'_>) -> Result<pixel::Decoded, ProtocolError>;
 
 async fn beacon(
     state: &AppState,
     method: &Method,
     path: &str,
-    query: Option<String>,
+    query: &str,
     headers: &HeaderMap,
     decoder: Decoder,
 ) -> Result<Response, PixelError> {
-    let query = query.unwrap_or_default();
     let decoded = decoder(&RawRequest {
         method: method.as_str(),
         path,
-        query: &query,
+        query,
         content_type: None,
         body: &[],
         received_at: state.clock.now_ms(),
@@ -115,6 +114,41 @@ async fn beacon(
     })
 }
 
+/// The decoder of a `GET` beacon route that [`get_beacon_direct`] answers
+/// without the router: `/icon.gif` and `/realtime/icon.gif`.
+pub fn direct_beacon_route(method: &Method, path: &str) -> Option<(&'static str, Decoder)> {
+    if method != Method::GET {
+        return None;
+    }
+    match path {
+        "/icon.gif" => Some(("/icon.gif", pixel::decode as Decoder)),
+        "/realtime/icon.gif" => Some(("/realtime/icon.gif", pixel::decode_live as Decoder)),
+        _ => None,
+    }
+}
+
+/// A `GET` beacon ([`direct_beacon_route`]) without the router: the same
+/// answer as [`get_icon`] and [`get_live_icon`] behind the routes' layers
+/// (the request timeout's `408`; a `GET` has no body to limit), counted
+/// under its route. The router's matching, boxed route and extractors (the
+/// headers and the query copied) cost several thousand instructions a
+/// beacon (`bench/RESULTS.md`, eighth pass).
+pub async fn get_beacon_direct(
+    state: AppState,
+    route: &'static str,
+    decoder: Decoder,
+    req: axum::extract::Request,
+) -> Response {
+    let query = req.uri().query().unwrap_or_default();
+    let answer = beacon(&state, &Method::GET, route, query, req.headers(), decoder);
+    let resp = match tokio::time::timeout(state.config.request_timeout, answer).await {
+        Ok(answer) => answer.into_response(),
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    };
+    state.telemetry.count_request(route, resp.status().as_u16());
+    resp
+}
+
 /// A view, play or check beacon: `200` + GIF.
 #[utoipa::path(get, path = "/icon.gif", tag = "ingest",
     params(("type" = String, Query, description = "view, play or check"), ("v" = String, Query),
@@ -133,7 +167,7 @@ pub async fn get_icon(
         &state,
         &Method::GET,
         "/icon.gif",
-        query,
+        query.as_deref().unwrap_or_default(),
         &headers,
         pixel::decode,
     )
@@ -156,7 +190,7 @@ pub async fn post_icon(
         &state,
         &Method::POST,
         "/icon.gif",
-        query,
+        query.as_deref().unwrap_or_default(),
         &headers,
         pixel::decode,
     )
@@ -179,7 +213,7 @@ pub async fn get_live_icon(
         &state,
         &Method::GET,
         "/realtime/icon.gif",
-        query,
+        query.as_deref().unwrap_or_default(),
         &headers,
         pixel::decode_live,
     )

@@ -290,6 +290,60 @@ async fn get_answers_the_43_byte_gif_and_post_answers_204_empty() {
     assert_eq!(only_session(&s, "v2", "u1").await["protocol"], "pixel");
 }
 
+/// `GET` beacons are answered without the router (`Rest`'s dispatch); a
+/// `HEAD` of the same URL still goes through it. Both get the same status
+/// and headers (the common CORS layer's included), and every answer is
+/// counted under its route.
+#[tokio::test]
+async fn get_beacons_answer_like_the_router_and_are_counted() {
+    let s = server();
+    let with_origin = |method: Method, uri: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::ORIGIN, "https://player.example.com")
+            .body(Body::empty())
+            .expect("request")
+    };
+    let live = format!("/realtime/icon.gif?v=live&p={PZ}&u=u1&quality=720&time=1.00");
+    let bad_type = icon("nope", "v1", "u1", "");
+    for uri in [icon("view", "v1", "u1", ""), live, bad_type] {
+        let get = send_raw(&s.router, with_origin(Method::GET, &uri)).await;
+        let head = send_raw(&s.router, with_origin(Method::HEAD, &uri)).await;
+        assert_eq!(get.status, head.status, "{uri}: {}", get.text());
+        for name in [
+            "content-type",
+            "cache-control",
+            "access-control-allow-origin",
+            "vary",
+        ] {
+            assert_eq!(get.header(name), head.header(name), "{uri}: {name}");
+        }
+        assert_eq!(
+            get.header("access-control-allow-origin"),
+            Some("*"),
+            "{uri}"
+        );
+    }
+    let r = send_raw(&s.router, request(Method::GET, "/metrics")).await;
+    let text = r.text();
+    for (route, status) in [
+        ("/icon.gif", "200"),
+        ("/realtime/icon.gif", "200"),
+        ("/icon.gif", "400"),
+    ] {
+        // One GET and one HEAD each.
+        let wanted = [format!("route=\"{route}\""), format!("status=\"{status}\"")];
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("playhead_http_requests_total{")
+                    && wanted.iter().all(|w| l.contains(w.as_str()))
+                    && l.ends_with(" 2")),
+            "no count of 2 for {route} {status} in:\n{text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn both_visibility_spellings_are_accepted() {
     let s = server();
