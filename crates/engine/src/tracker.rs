@@ -9,7 +9,9 @@
 
 use crate::playback::Playback;
 use crate::rules::Rules;
-use playhead_model::{Event, Millis, Protocol, SessionKey, SessionMeta, SessionSummary};
+use playhead_model::{
+    Event, Millis, Protocol, SessionKey, SessionMap, SessionMeta, SessionSummary,
+};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -226,7 +228,7 @@ pub struct Tracker {
     /// slots are 1–2 × the sessions (power-of-two growth), so an 830-byte
     /// `OpenSession` held inline cost up to 1.7 KiB per session at 1 M
     /// sessions (P4 profile, `bench/RESULTS.md`).
-    open: HashMap<SessionKey, Box<OpenSession>>,
+    open: SessionMap<Box<OpenSession>>,
     metas: MetaInterner,
     /// Expiry passes since the interner was last swept.
     expiries: u32,

@@ -18,8 +18,8 @@ pub mod session;
 pub use event::{Batch, ErrorSeverity, Event, EventKind, Qoe};
 pub use names::{Dimension, Protocol};
 pub use session::{
-    AdQuartiles, ErrorRecord, PlayerState, SessionKey, SessionKind, SessionMeta, SessionMetrics,
-    SessionSummary,
+    AdQuartiles, ErrorRecord, PlayerState, SessionKey, SessionKind, SessionMap, SessionMeta,
+    SessionMetrics, SessionSummary,
 };
 
 /// Milliseconds since the Unix epoch, UTC. Every time in the model is one.

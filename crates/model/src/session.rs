@@ -21,6 +21,16 @@ impl SessionKey {
     }
 }
 
+/// A hash map keyed by session, for the writer's per-event lookups.
+///
+/// foldhash, seeded at random per process, instead of std's SipHash: a
+/// session key is about 70 bytes, and the writer looks one up about five
+/// times an event, which cost about 2.5 k instructions with SipHash
+/// (`bench/RESULTS.md`, eighth pass). The keys are client-sent strings, and
+/// foldhash is only minimally resistant to crafted collisions; what they
+/// could cost is a slower map, never a wrong answer.
+pub type SessionMap<V> = std::collections::HashMap<SessionKey, V, foldhash::fast::RandomState>;
+
 /// Whether a session is a playback session (a view, `spec/metrics.md`) or
 /// something else a protocol keeps as a session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

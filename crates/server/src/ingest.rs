@@ -25,7 +25,7 @@ use crossbeam_channel::{
 };
 use playhead_engine::tracker::CloseReason;
 use playhead_engine::Tracker;
-use playhead_model::{Batch, Protocol, SessionKey, SessionSummary};
+use playhead_model::{Batch, Protocol, SessionKey, SessionMap, SessionSummary};
 use playhead_store::{SessionStatus, Store, StoreError, StoreWriter, Syncer};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -254,7 +254,7 @@ impl Pipeline {
             open: None,
             tracker,
             groups,
-            pending: HashMap::new(),
+            pending: SessionMap::default(),
             stale_pushed: stale.len() as u64,
             stale,
             flushes: Vec::new(),
@@ -412,7 +412,7 @@ struct Writer {
     groups: HashMap<(String, String), (i64, String)>,
     /// Session rows to write at the end of the transaction: each touched
     /// session's row is written once per group commit, not once per request.
-    pending: HashMap<SessionKey, SessionSummary>,
+    pending: SessionMap<SessionSummary>,
     /// Open sessions whose row lags, oldest first, with when it began to
     /// (the tracker holds the mark; an entry whose row was written since is skipped).
     stale: VecDeque<(i64, SessionKey)>,

@@ -775,7 +775,8 @@ impl Syncer for WalSyncer {
 
 impl StoreWriter for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        // Prepared once: `execute_batch` parsed it again for every group.
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         self.chains.begin(&self.log);
         Ok(())
     }
@@ -903,7 +904,7 @@ impl StoreWriter for SqliteWriter {
     fn commit(&mut self) -> Result<()> {
         if !self.conn.is_autocommit() {
             self.chains.before_commit(&self.conn, &self.log)?;
-            self.conn.execute_batch("COMMIT")?;
+            self.conn.prepare_cached("COMMIT")?.execute([])?;
             self.chains.after_commit(&self.log);
         }
         Ok(())
