@@ -120,7 +120,10 @@ pub fn pixel_group(meta: &playhead_model::SessionMeta) -> Option<String> {
 type Reply = oneshot::Sender<Result<IngestOutcome, IngestError>>;
 
 struct Submission {
+    /// Its events are moved out when they are applied ([`Writer::apply_one`]).
     batch: Batch,
+    /// How many events the batch came with, for the counts.
+    events: usize,
     session: SessionRef,
     reply: Reply,
 }
@@ -292,6 +295,7 @@ impl Pipeline {
     ) -> Result<IngestOutcome, IngestError> {
         let (reply, rx) = oneshot::channel();
         let msg = Message::Ingest(Box::new(Submission {
+            events: batch.events.len(),
             batch,
             session,
             reply,
@@ -634,7 +638,7 @@ impl Writer {
             Ok(closed) => {
                 for (sub, outcome) in ingests {
                     let outcome = outcome.unwrap_or(IngestOutcome::SessionClosed);
-                    self.count(&sub.batch, &outcome);
+                    self.count(sub.batch.protocol, sub.events, &outcome);
                     let open = self.open.as_mut().expect("a transaction is open");
                     open.replies.push((sub.reply, outcome));
                 }
@@ -731,7 +735,7 @@ impl Writer {
         let now = self.clock.now_ms();
         for (sub, outcome) in ingests.iter_mut() {
             let (key, requirement) = self.resolve(&sub.batch, &sub.session, now)?;
-            *outcome = Some(self.apply_one(&key, &sub.batch, requirement, now)?);
+            *outcome = Some(self.apply_one(&key, &mut sub.batch, requirement, now)?);
         }
         let mut closed = 0;
         if expire {
@@ -800,10 +804,12 @@ impl Writer {
         Ok(())
     }
 
+    /// Apply one batch to session `key`: its events are moved into the
+    /// session (not cloned) once the session may take them.
     fn apply_one(
         &mut self,
         key: &SessionKey,
-        batch: &Batch,
+        batch: &mut Batch,
         requirement: Requirement,
         now: i64,
     ) -> Result<IngestOutcome, StoreError> {
@@ -828,14 +834,15 @@ impl Writer {
             // after `restore`; refuse rather than fork the session.
             warn!(session = %key.session_id, "open session missing from tracker");
         }
-        let mut fresh = Vec::with_capacity(batch.events.len());
+        let events = std::mem::take(&mut batch.events);
+        let received = events.len();
+        let mut fresh = Vec::with_capacity(received);
         // Protocols without sequence numbers: equal timestamps are processed
         // in arrival order (metrics.md), so the request's arrival stamp goes
         // in front of the decoder's in-request order. The dedup key, already
         // computed by the decoder, stays: a repeated delivery still matches.
         let arrival = (batch.protocol != Protocol::Native).then(|| self.next_arrival(now));
-        for ev in &batch.events {
-            let mut ev = ev.clone();
+        for mut ev in events {
             if let Some(arrival) = arrival {
                 ev.order = (arrival << IN_REQUEST_ORDER_BITS) | (ev.order & IN_REQUEST_ORDER_MASK);
             }
@@ -844,7 +851,7 @@ impl Writer {
             }
         }
         let accepted = fresh.len();
-        let duplicates = batch.events.len() - accepted;
+        let duplicates = received - accepted;
         if fresh.is_empty() {
             // Only duplicates. A session that is neither open (tracker) nor
             // closed (checked above) has no stored events, so it cannot
@@ -884,8 +891,9 @@ impl Writer {
         })
     }
 
-    fn count(&self, batch: &Batch, outcome: &IngestOutcome) {
-        let p = batch.protocol.as_str();
+    /// Count a submission of `events` events by its outcome.
+    fn count(&self, protocol: Protocol, events: usize, outcome: &IngestOutcome) {
+        let p = protocol.as_str();
         match outcome {
             IngestOutcome::Applied {
                 accepted,
@@ -898,11 +906,11 @@ impl Writer {
             }
             IngestOutcome::SessionClosed => {
                 self.telemetry
-                    .count_events(p, "session_closed", batch.events.len() as u64)
+                    .count_events(p, "session_closed", events as u64)
             }
             IngestOutcome::UnknownSession => {
                 self.telemetry
-                    .count_events(p, "unknown_session", batch.events.len() as u64)
+                    .count_events(p, "unknown_session", events as u64)
             }
         }
     }
