@@ -185,6 +185,9 @@ pub struct App {
     state: AppState,
 }
 
+/// The future of [`App`] and [`Rest`]: boxed, as axum's routes box theirs.
+pub type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
 /// Every path but the Media Collection API's, inside the common CORS layer:
 /// `GET /icon.gif` and `GET /realtime/icon.gif`, the pixel beacons, are
 /// answered without a router ([`pixel_ingest::get_beacon_direct`]); the
@@ -198,7 +201,7 @@ pub struct Rest {
 impl tower::Service<Request> for Rest {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Answer;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // axum's `Router` is always ready.
@@ -236,7 +239,7 @@ impl App {
 impl tower::Service<Request> for App {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Answer;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Both are always ready (axum's `Router`, and `Cors` over `Rest`).

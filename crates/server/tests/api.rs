@@ -1341,6 +1341,14 @@ fn adobe_session_start() -> Value {
                    "visitor.marketingCloudOrgId": "org@AdobeOrg"}})
 }
 
+/// The sid in the `Location` of a `201` from `POST /api/v1/sessions`.
+fn created_sid(r: &Reply) -> String {
+    r.header("location")
+        .expect("a Location header")
+        .trim_start_matches("/api/v1/sessions/")
+        .to_owned()
+}
+
 #[tokio::test]
 async fn media_collection_sessions_get_user_agent_dimensions() {
     let s = server();
@@ -1355,11 +1363,7 @@ async fn media_collection_sessions_get_user_agent_dimensions() {
         .unwrap();
     let r = send(&s.router, req).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let sid = r
-        .header("location")
-        .unwrap()
-        .trim_start_matches("/api/v1/sessions/")
-        .to_owned();
+    let sid = created_sid(&r);
     let req = Request::get(format!("/data/v1/sessions/{sid}"))
         .header(header::AUTHORIZATION, format!("Bearer {READ_A}"))
         .body(Body::empty())
@@ -1496,11 +1500,7 @@ async fn session_events_answer_alike_with_or_without_the_router() {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let sid = r
-        .header("location")
-        .unwrap()
-        .trim_start_matches("/api/v1/sessions/")
-        .to_owned();
+    let sid = created_sid(&r);
     // The same sid with its first character percent-encoded: only the
     // router decodes it.
     let encoded = format!("%{:02X}{}", sid.as_bytes()[0], &sid[1..]);
