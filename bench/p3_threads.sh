@@ -23,11 +23,14 @@ serve_playhead "$BIN" "$dir/data" "$dir/server"
 taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
   --count "$SESSIONS" --sids-out "$dir/sids.txt" > /dev/null 2>&1
 # CPU ticks per thread name: user, system.
+# Per thread name: user and system ticks, voluntary and involuntary context switches.
 threads() {
   local t
   for t in /proc/"$SERVER"/task/*; do
-    echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14, $15}' "$t/stat")"
-  done | awk '{u[$1] += $2; s[$1] += $3} END {for (k in u) print k, u[k], s[k]}' | sort
+    echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14, $15}' "$t/stat")" \
+      "$(awk '/^voluntary_ctxt_switches/ {v = $2} /^nonvoluntary_ctxt_switches/ {n = $2} END {print v, n}' "$t/status")"
+  done | awk '{u[$1] += $2; s[$1] += $3; v[$1] += $4; n[$1] += $5}
+    END {for (k in u) print k, u[k], s[k], v[k], n[k]}' | sort
 }
 histograms() {
   curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^playhead_(fsync|commit)_seconds_(bucket|sum|count)'
@@ -39,8 +42,9 @@ taskset -c 1 target/release/paced --target "127.0.0.1:$PORT" --sids "$dir/sids.t
 threads > "$dir/t1"
 histograms > "$dir/m1"
 echo "CPU seconds by thread over the run (warm-up included):"
-join "$dir/t0" "$dir/t1" | awk -v hz="$CLK_TCK" '{u = ($4 - $2) / hz; s = ($5 - $3) / hz
-  printf "  %-20s %.2f s (user %.2f s, system %.2f s)\n", $1, u + s, u, s}'
+join "$dir/t0" "$dir/t1" | awk -v hz="$CLK_TCK" '{u = ($6 - $2) / hz; s = ($7 - $3) / hz
+  printf "  %-20s %.2f s (user %.2f s, system %.2f s), context switches: %d voluntary, %d involuntary\n",
+    $1, u + s, u, s, $8 - $4, $9 - $5}'
 echo "Histograms (change over the run):"
 paste -d' ' "$dir/m0" "$dir/m1" | awk '{printf "  %s %g\n", $1, $4 - $2}'
 stop_bg "$SERVER"
