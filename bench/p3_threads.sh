@@ -7,7 +7,9 @@
 #   defaults: 7000 events/s for 15 s (after 3 s of warm-up) over 20,000
 #   open Adobe sessions. Server on CPU 0, generator on CPU 1.
 #   BINARY: another Playhead binary to run (one built before a change);
-#   default target/release/playhead, built first.
+#   default target/release/playhead, built first. `bare` runs the P2/P3
+#   reference (bench/bare, which answers any sid) at the same rate instead,
+#   on made-up sids: what the same load costs the bare stack.
 # Prints to stdout and asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,13 +18,25 @@ RATE=${1:-7000}
 SECS=${2:-15}
 SESSIONS=${3:-20000}
 BIN=${4:-target/release/playhead}
-cargo build --release -q -p playhead -p playhead-bench
+cargo build --release -q -p playhead -p playhead-bench -p playhead-bench-bare
 new_tmp
 dir=$TMP_DIR
-serve_playhead "$BIN" "$dir/data" "$dir/server"
-taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
-  --count "$SESSIONS" --sids-out "$dir/sids.txt" > /dev/null 2>&1
-# CPU ticks per thread name: user, system.
+if [ "$BIN" = bare ]; then
+  BIN=target/release/bare-handler
+  PORT=$(free_port)
+  start_bg taskset -c 0 "$BIN" "127.0.0.1:$PORT" > "$dir/server.out" 2> "$dir/server.err"
+  SERVER=$BG_PID
+  wait_listening "$dir/server.out"
+  for i in $(seq "$SESSIONS"); do printf '%064x\n' "$i"; done > "$dir/sids.txt"
+  histograms() { :; }
+else
+  serve_playhead "$BIN" "$dir/data" "$dir/server"
+  taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
+    --count "$SESSIONS" --sids-out "$dir/sids.txt" > /dev/null 2>&1
+  histograms() {
+    curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^playhead_(fsync|commit)_seconds_(bucket|sum|count)'
+  }
+fi
 # Per thread name: user and system ticks, voluntary and involuntary context switches.
 threads() {
   local t
@@ -31,9 +45,6 @@ threads() {
       "$(awk '/^voluntary_ctxt_switches/ {v = $2} /^nonvoluntary_ctxt_switches/ {n = $2} END {print v, n}' "$t/status")"
   done | awk '{u[$1] += $2; s[$1] += $3; v[$1] += $4; n[$1] += $5}
     END {for (k in u) print k, u[k], s[k], v[k], n[k]}' | sort
-}
-histograms() {
-  curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^playhead_(fsync|commit)_seconds_(bucket|sum|count)'
 }
 histograms > "$dir/m0"
 threads > "$dir/t0"
