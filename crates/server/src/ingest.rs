@@ -243,7 +243,7 @@ impl Pipeline {
             None => None,
         };
         let (tracker, stale) = restore(store.as_ref())?;
-        let groups = derived_groups(&tracker);
+        let groups = PixelGroups::derived(&tracker);
         info!(open_sessions = tracker.open_count(), "sessions restored");
         telemetry.open_sessions.set(tracker.open_count() as i64);
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
@@ -353,26 +353,59 @@ impl Pipeline {
     }
 }
 
-/// The latest open session of each derived group (pixel), from the tracker.
-fn derived_groups(tracker: &Tracker) -> HashMap<(String, String), (i64, String)> {
-    let mut groups: HashMap<(String, String), (i64, String)> = HashMap::new();
-    for key in tracker.keys() {
-        let Some(s) = tracker.get(key) else { continue };
-        if s.protocol != Protocol::Pixel {
-            continue;
+/// The latest session of each derived group (pixel beacons), by property
+/// and group. Looked up with borrowed strings, so a beacon of a known group
+/// allocates nothing to find its session.
+#[derive(Default)]
+struct PixelGroups(
+    HashMap<String, HashMap<String, (i64, SessionKey), foldhash::fast::RandomState>>,
+);
+
+impl PixelGroups {
+    /// The latest open session of each group, from the tracker.
+    fn derived(tracker: &Tracker) -> PixelGroups {
+        let mut groups = PixelGroups::default();
+        for key in tracker.keys() {
+            let Some(s) = tracker.get(key) else { continue };
+            if s.protocol != Protocol::Pixel {
+                continue;
+            }
+            let Some(group) = pixel_group(&s.meta()) else {
+                continue;
+            };
+            let started = s.playback.first_t().unwrap_or(s.last_received_at);
+            let latest = groups.0.entry(key.property.clone()).or_default();
+            match latest.get(&group) {
+                Some((t, _)) if *t >= started => {}
+                _ => {
+                    latest.insert(group, (started, key.clone()));
+                }
+            }
         }
-        let Some(group) = pixel_group(&s.meta()) else {
-            continue;
-        };
-        let started = s.playback.first_t().unwrap_or(s.last_received_at);
-        let entry = groups
-            .entry((key.property.clone(), group))
-            .or_insert((started, key.session_id.clone()));
-        if started > entry.0 {
-            *entry = (started, key.session_id.clone());
-        }
+        groups
     }
-    groups
+
+    /// The latest session of `group` in `property`.
+    fn latest(&self, property: &str, group: &str) -> Option<&SessionKey> {
+        self.0.get(property)?.get(group).map(|(_, key)| key)
+    }
+
+    /// `key`, started at `started`, is now the latest session of `group`.
+    fn set(&mut self, group: String, key: SessionKey, started: i64) {
+        self.0
+            .entry(key.property.clone())
+            .or_default()
+            .insert(group, (started, key));
+    }
+
+    /// Forget the groups whose latest session is closed: a new beacon opens
+    /// a new session anyway, and the map must not grow forever.
+    fn retain_open(&mut self, tracker: &Tracker) {
+        for latest in self.0.values_mut() {
+            latest.retain(|_, (_, key)| tracker.is_open(key));
+        }
+        self.0.retain(|_, latest| !latest.is_empty());
+    }
 }
 
 /// The open sessions, rebuilt from their stored events, and the sessions
@@ -412,8 +445,8 @@ struct Writer {
     /// The open transaction's replies, when one is open.
     open: Option<Committed>,
     tracker: Tracker,
-    /// (property, group) → (start, id) of the group's latest session.
-    groups: HashMap<(String, String), (i64, String)>,
+    /// The latest session of each pixel group.
+    groups: PixelGroups,
     /// Session rows to write at the end of the transaction: each touched
     /// session's row is written once per group commit, not once per request.
     pending: SessionMap<SessionSummary>,
@@ -703,7 +736,7 @@ impl Writer {
         self.pending.clear();
         match restore(self.store.as_ref()) {
             Ok((t, stale)) => {
-                self.groups = derived_groups(&t);
+                self.groups = PixelGroups::derived(&t);
                 self.tracker = t;
                 self.stale_pushed = stale.len() as u64;
                 self.stale = stale;
@@ -747,11 +780,7 @@ impl Writer {
                 self.pending.insert(summary.key.clone(), summary);
                 closed += 1;
             }
-            // Forget groups whose latest session is closed: a new beacon
-            // opens a new session anyway, and the map must not grow forever.
-            let tracker = &self.tracker;
-            self.groups
-                .retain(|(p, _), (_, id)| tracker.is_open(&SessionKey::new(p.clone(), id.clone())));
+            self.groups.retain_open(&self.tracker);
         }
         Ok(closed)
     }
@@ -776,20 +805,18 @@ impl Writer {
             SessionRef::Given(requirement) => return Ok((batch.key.clone(), *requirement)),
             SessionRef::Derived { group, new_view } => (group, *new_view),
         };
-        let property = batch.key.property.clone();
-        let slot = (property.clone(), group.clone());
+        let property = &batch.key.property;
         if !new_view {
-            if let Some((_, id)) = self.groups.get(&slot) {
-                let key = SessionKey::new(property.clone(), id.clone());
+            if let Some(key) = self.groups.latest(property, group).cloned() {
                 self.close_if_due(&key, now)?;
                 if self.tracker.is_open(&key) {
                     return Ok((key, Requirement::OpenOrCreate));
                 }
             }
         }
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        self.groups.insert(slot, (now, id.clone()));
-        Ok((SessionKey::new(property, id), Requirement::OpenOrCreate))
+        let key = SessionKey::new(property.clone(), uuid::Uuid::new_v4().simple().to_string());
+        self.groups.set(group.clone(), key.clone(), now);
+        Ok((key, Requirement::OpenOrCreate))
     }
 
     /// Close a session whose timeout has passed before new events reach it:
