@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A/B of two Playhead binaries on P1's pixel mix (bench/pixel_check.lua) or
-# on P2's Adobe events (bench/adobe_events.lua): alternating rounds, each
-# server on CPU 0 with a fresh zero-config data dir (fsync always), wrk
-# (1 thread, 64 keep-alive connections) on CPU 1.
+# A/B of two Playhead binaries on P1's pixel mix (bench/pixel_check.lua), on
+# P2's Adobe events (bench/adobe_events.lua), or on P6's native load:
+# alternating rounds, each server on CPU 0 with a fresh zero-config data dir
+# (fsync always), wrk (1 thread, 64 keep-alive connections) on CPU 1, or for
+# `native` NEW_BIN's `playhead load --protocol native --speed 100` (AUDIENCE
+# viewers, default 4000, which saturates the server; the figure is events/s).
 # For measuring one change: build the binary before and after it, then
 #   bench/ab.sh pixel|adobe OLD_BIN NEW_BIN [ROUNDS] [SECONDS] [AUDIENCE]
 # (defaults 5 rounds of 15 s; the audience is the number of sessions already
@@ -13,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-MIX=${1:?usage: bench/ab.sh pixel|adobe OLD_BIN NEW_BIN [ROUNDS] [SECONDS] [AUDIENCE]}
+MIX=${1:?usage: bench/ab.sh pixel|adobe|native OLD_BIN NEW_BIN [ROUNDS] [SECONDS] [AUDIENCE]}
 OLD=${2:?old binary}
 NEW=${3:?new binary}
 ROUNDS=${4:-5}
@@ -21,12 +23,13 @@ SECS=${5:-15}
 case $MIX in
   pixel) AUDIENCE=${6:-60000} ;;
   adobe) AUDIENCE=${6:-20000} ;;
-  *) echo "unknown mix '$MIX': pixel or adobe" >&2; exit 2 ;;
+  native) AUDIENCE=${6:-4000} ;;
+  *) echo "unknown mix '$MIX': pixel, adobe or native" >&2; exit 2 ;;
 esac
 OUT=bench/out
 mkdir -p "$OUT"
 ensure_cmd wrk wrk
-[[ $MIX == pixel ]] || cargo build --release -q -p playhead-bench
+[[ $MIX != adobe ]] || cargo build --release -q -p playhead-bench
 STAMP=$(date +%s)
 
 # One round against binary $1; sets RPS and CPU.
@@ -41,11 +44,20 @@ round() {
       --count "$AUDIENCE" --sids-out "$arg" >&2
   fi
   c0=$(cpu_ticks "$SERVER"); t0=$(date +%s.%N)
-  taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency \
-    -s "$script" "http://127.0.0.1:$PORT" -- "$arg" > "$raw"
+  if [[ $MIX == native ]]; then
+    taskset -c 1 "$NEW" load --target "http://127.0.0.1:$PORT" --protocol native \
+      --viewers "$AUDIENCE" --duration "$SECS" --speed 100 --ingest-key "$BENCH_INGEST_KEY" > "$raw"
+  else
+    taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency \
+      -s "$script" "http://127.0.0.1:$PORT" -- "$arg" > "$raw"
+  fi
   c1=$(cpu_ticks "$SERVER"); t1=$(date +%s.%N)
   stop_bg "$SERVER"
-  RPS=$(awk '/^Requests\/sec:/ {print $2}' "$raw")
+  if [[ $MIX == native ]]; then
+    RPS=$(awk '/^events/ {print $3}' "$raw" | tr -d '/s')
+  else
+    RPS=$(awk '/^Requests\/sec:/ {print $2}' "$raw")
+  fi
   CPU=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", 100 * c / hz / (b - a)}')
 }
 
