@@ -79,8 +79,9 @@ impl AppState {
 
 /// Every route of the server.
 pub fn app(state: AppState) -> App {
-    // The Media Collection API has its own CORS and error bodies (`/api/v1`).
-    let state_for_media = state.clone();
+    // For the dispatch (`App`, `Rest`), which answers some routes itself,
+    // and the Media Collection API's router; `state` goes to the main one.
+    let dispatch_state = state.clone();
     // Players post from any page (sendBeacon's text/plain needs no
     // preflight, fetch's application/json does), and dashboards read with a
     // bearer key (no cookies), so any origin may call. One layer around the
@@ -157,10 +158,10 @@ pub fn app(state: AppState) -> App {
     App {
         rest: cors.layer(Rest {
             routes,
-            state: state_for_media.clone(),
+            state: dispatch_state.clone(),
         }),
-        media: media_collection_ingest::routes(state_for_media.clone()),
-        state: state_for_media,
+        media: media_collection_ingest::routes(dispatch_state.clone()),
+        state: dispatch_state,
     }
 }
 
@@ -280,6 +281,22 @@ pub(crate) fn with_route_layers(routes: Router<AppState>, state: &AppState) -> R
         ))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(CountRequestsLayer(state.telemetry.clone()))
+}
+
+/// [`with_route_layers`] for a route answered without a router: the request
+/// timeout's `408`, and the answer counted under `route`. (The body limit
+/// is the handler's to apply as it reads the body.)
+pub(crate) async fn with_direct_route_layers(
+    state: &AppState,
+    route: &str,
+    answer: impl Future<Output = Response>,
+) -> Response {
+    let resp = match tokio::time::timeout(state.config.request_timeout, answer).await {
+        Ok(resp) => resp,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    };
+    state.telemetry.count_request(route, resp.status().as_u16());
+    resp
 }
 
 /// The dashboard's files and pages (`assets`); any other path, and every

@@ -133,14 +133,7 @@ pub async fn post_event_direct(state: AppState, sid: &str, body: Body) -> Respon
         };
         accept_event(&state, sid, &body).await.into_response()
     };
-    let resp = match tokio::time::timeout(state.config.request_timeout, answer).await {
-        Ok(resp) => resp,
-        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
-    };
-    state
-        .telemetry
-        .count_request(EVENTS_ROUTE, resp.status().as_u16());
-    resp
+    crate::app::with_direct_route_layers(&state, EVENTS_ROUTE, answer).await
 }
 
 /// CORS exactly as the vendor answers it, on every response (`spec/protocols.md` §2).

@@ -140,13 +140,14 @@ pub async fn get_beacon_direct(
     req: axum::extract::Request,
 ) -> Response {
     let query = req.uri().query().unwrap_or_default();
-    let answer = beacon(&state, &Method::GET, route, query, req.headers(), decoder);
-    let resp = match tokio::time::timeout(state.config.request_timeout, answer).await {
-        Ok(answer) => answer.into_response(),
-        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    // Borrowed apart from `req`, whose body is not `Sync`.
+    let headers = req.headers();
+    let answer = async {
+        beacon(&state, &Method::GET, route, query, headers, decoder)
+            .await
+            .into_response()
     };
-    state.telemetry.count_request(route, resp.status().as_u16());
-    resp
+    crate::app::with_direct_route_layers(&state, route, answer).await
 }
 
 /// A view, play or check beacon: `200` + GIF.
