@@ -530,8 +530,11 @@ impl Chains {
             return;
         }
         let mut lagging = state.lagging();
-        for (id, first) in self.changed.drain() {
-            match (first, self.open.get(&id).or_else(|| self.idle.get(&id))) {
+        // Taken out and put back (emptied, its capacity kept), so that the
+        // chains are read through `get` while it drains.
+        let mut changed = std::mem::take(&mut self.changed);
+        for (id, first) in changed.drain() {
+            match (first, self.get(&id)) {
                 (Some(first), Some(chain)) => {
                     lagging
                         .entry(id)
@@ -546,6 +549,7 @@ impl Chains {
                 }
             }
         }
+        self.changed = changed;
     }
 
     /// The transaction rolled back: forget what it did, and every chain
