@@ -10,6 +10,8 @@
 # (defaults 5 rounds of 15 s; the audience is the number of sessions already
 # watching, default 60000 pixel viewers or 20000 Adobe sessions, which
 # `open-sessions` opens before each Adobe round).
+# CONNECTIONS=N in the environment sets wrk's keep-alive connections
+# (default 64, as P1 and P2 run).
 # Prints requests/s and server CPU per round, the medians and new/old.
 # Not a test: it asserts nothing.
 set -euo pipefail
@@ -20,6 +22,7 @@ OLD=${2:?old binary}
 NEW=${3:?new binary}
 ROUNDS=${4:-5}
 SECS=${5:-15}
+CONNECTIONS=${CONNECTIONS:-64}
 case $MIX in
   pixel) AUDIENCE=${6:-60000} ;;
   adobe) AUDIENCE=${6:-20000} ;;
@@ -48,7 +51,7 @@ round() {
     taskset -c 1 "$NEW" load --target "http://127.0.0.1:$PORT" --protocol native \
       --viewers "$AUDIENCE" --duration "$SECS" --speed 100 --ingest-key "$BENCH_INGEST_KEY" > "$raw"
   else
-    taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency \
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECS}s" --latency \
       -s "$script" "http://127.0.0.1:$PORT" -- "$arg" > "$raw"
   fi
   c1=$(cpu_ticks "$SERVER"); t1=$(date +%s.%N)

@@ -1,6 +1,6 @@
-//! The embedded store's raw events: an append-only log whose rows chain
-//! each session's events, so that storing an event is an append at the end
-//! of one table, not an insert at a random place of a per-session index.
+//! The embedded store's raw events: an append-only log that chains each
+//! session's events, so that storing an event is an append at the end of
+//! the log, not an insert at a random place of a per-session index.
 //!
 //! An earlier layout kept a unique index on `(property, session_id,
 //! dedup_key)`. It deduplicated and found a session's events, but each
@@ -9,20 +9,28 @@
 //! were written to the WAL, checksummed and checkpointed (P2 in
 //! `bench/RESULTS.md`).
 //!
-//! - `event_log` rows are appended in `id` order. Each holds its session's
-//!   previous event (`prev`, `NULL` for the first). A session's newest
-//!   event is its *head*; its events are found by walking back from it.
+//! - Events are appended in *position* order. A commit group's events are
+//!   one row of `event_blocks` (schema version 5): their [records](Record),
+//!   back to back in one blob, written with one insert when the group
+//!   commits. An event's position is its block and its offset in the
+//!   block ([`position`]). Builds before version 5 wrote one row of
+//!   `event_log` per event; those rows are read as they are, their
+//!   positions are their ids, all below every block's.
+//! - Each event holds its session's previous event (`prev`, none for the
+//!   first). A session's newest event is its *head*; its events are found
+//!   by walking back from it, reading only their records (SQLite's
+//!   incremental blob reads), not whole blocks.
 //! - `sessions.log_head` is the head as of the row's last write. Rows of
 //!   open sessions are written late (`crates/server/src/ingest.rs`), so it
 //!   can lag.
 //! - [`LogState::lagging`] holds, for the sessions whose row lags, their
 //!   head and the first event their row lacks, as of the last commit. Reads
 //!   take the newer of it and the row's.
-//! - `log_mark.upto`: every event with a lower or equal id is counted in
-//!   its session's row. The writer advances it (at most once a second) to
-//!   just below the first event any lagging row lacks. When the store
-//!   opens, it rebuilds [`LogState::lagging`] from the rows above the mark:
-//!   a crash loses no head. A writer that stops advances it too.
+//! - `log_mark.upto`: every event at a lower or equal position is counted
+//!   in its session's row. The writer advances it (at most once a second)
+//!   to just below the first event any lagging row lacks. When the store
+//!   opens, it rebuilds [`LogState::lagging`] from the events above the
+//!   mark: a crash loses no head. A writer that stops advances it too.
 //! - Deduplication: the writer keeps, for each open session it has written
 //!   to, its head and its dedup keys' fingerprints ([`Chains`]), loaded by
 //!   walking the chain the first time it writes to the session after the
@@ -32,7 +40,8 @@
 
 use crate::{Result, StoreError};
 use playhead_model::{Event, SessionKey};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::blob::Blob;
+use rusqlite::{params, Connection, OptionalExtension, MAIN_DB};
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -56,7 +65,188 @@ CREATE TABLE IF NOT EXISTS log_mark (
     upto INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO log_mark (id, upto) VALUES (0, 0);
+CREATE TABLE IF NOT EXISTS event_blocks (
+    id INTEGER PRIMARY KEY,
+    records BLOB NOT NULL
+);
 ";
+
+/// Positions in blocks have this bit set; below it are the ids of
+/// `event_log` rows.
+const IN_BLOCK: i64 = 1 << 62;
+
+/// An offset in a block takes this many bits of a position.
+const OFFSET_BITS: u32 = 24;
+
+/// The most bytes a block holds: a commit group's events beyond it go to
+/// the next block.
+const MAX_BLOCK: usize = 1 << OFFSET_BITS;
+
+/// The position of the record at `offset` in block `block`.
+fn position(block: i64, offset: usize) -> i64 {
+    IN_BLOCK | (block << OFFSET_BITS) | offset as i64
+}
+
+/// The block and offset of a position in a block; `None` for an
+/// `event_log` row's id.
+fn in_block(position: i64) -> Option<(i64, usize)> {
+    (position & IN_BLOCK != 0).then(|| {
+        let p = position & !IN_BLOCK;
+        (p >> OFFSET_BITS, (p & (MAX_BLOCK as i64 - 1)) as usize)
+    })
+}
+
+/// One event in a block. Little-endian: the record's length (`u32`, all
+/// of it), `prev` (`i64`, 0 for none), the dedup key (`u64`, bit-cast),
+/// the lengths of the property and the session id (`u32` each), those two
+/// strings, then the canonical [`Event`] as JSON.
+#[derive(Debug)]
+struct Record<'a> {
+    prev: Option<i64>,
+    dedup_key: u64,
+    property: &'a [u8],
+    session_id: &'a [u8],
+    body: &'a [u8],
+}
+
+/// The bytes before a record's strings.
+const RECORD_HEADER: usize = 4 + 8 + 8 + 4 + 4;
+
+impl Record<'_> {
+    /// A record's length, from its first four bytes.
+    fn len_at(bytes: &[u8]) -> Option<usize> {
+        Some(u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize)
+    }
+
+    /// The record `bytes` starts with (`None`: it does not hold together).
+    fn parse(bytes: &[u8]) -> Option<Record<'_>> {
+        let len = Record::len_at(bytes)?;
+        let bytes = bytes.get(..len)?;
+        let u32_at = |at: usize| -> Option<usize> {
+            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize)
+        };
+        let u64_at = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+        };
+        let prev = u64_at(4)? as i64;
+        let dedup_key = u64_at(12)?;
+        let property_len = u32_at(20)?;
+        let session_len = u32_at(24)?;
+        let strings = RECORD_HEADER
+            .checked_add(property_len)?
+            .checked_add(session_len)?;
+        Some(Record {
+            prev: (prev != 0).then_some(prev),
+            dedup_key,
+            property: bytes.get(RECORD_HEADER..RECORD_HEADER + property_len)?,
+            session_id: bytes.get(RECORD_HEADER + property_len..strings)?,
+            body: bytes.get(strings..)?,
+        })
+    }
+
+    /// Append the record of `event` in session `key`, chained to `prev`,
+    /// to `out`.
+    fn write(out: &mut Vec<u8>, prev: Option<i64>, key: &SessionKey, event: &Event) -> Result<()> {
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&prev.unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(&event.dedup_key.to_le_bytes());
+        out.extend_from_slice(&(key.property.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(key.session_id.len() as u32).to_le_bytes());
+        out.extend_from_slice(key.property.as_bytes());
+        out.extend_from_slice(key.session_id.as_bytes());
+        let written = serde_json::to_writer(&mut *out, event);
+        let len = u32::try_from(out.len() - start)
+            .ok()
+            .filter(|&n| (n as usize) <= MAX_BLOCK);
+        match (written, len) {
+            (Ok(()), Some(len)) => {
+                out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+                Ok(())
+            }
+            (written, _) => {
+                out.truncate(start);
+                written?;
+                Err(StoreError::Other(format!(
+                    "event log: an event of session {}/{} is larger than a block ({MAX_BLOCK} bytes)",
+                    key.property, key.session_id
+                )))
+            }
+        }
+    }
+
+    fn is_of(&self, key: &SessionKey) -> bool {
+        self.property == key.property.as_bytes() && self.session_id == key.session_id.as_bytes()
+    }
+}
+
+/// Every record of a block, with its offset, until one does not hold
+/// together (`None` for it).
+fn records(block: &[u8]) -> impl Iterator<Item = (usize, Option<Record<'_>>)> {
+    let mut offset = 0;
+    std::iter::from_fn(move || {
+        if offset >= block.len() {
+            return None;
+        }
+        let at = offset;
+        let record = Record::parse(&block[at..]);
+        offset = match (&record, Record::len_at(&block[at..])) {
+            (Some(_), Some(len)) => at + len,
+            _ => block.len(),
+        };
+        Some((at, record))
+    })
+}
+
+/// The transaction's block, not yet written: `block` is 0 until its first
+/// event.
+#[derive(Debug, Default)]
+struct Pending {
+    block: i64,
+    bytes: Vec<u8>,
+}
+
+/// What a transaction keeps of its block's buffer after it ends.
+const PENDING_KEPT: usize = 1 << 20;
+
+impl Pending {
+    /// The bytes of the record at `position`, if it is in this block.
+    fn record_at(&self, position: i64) -> Option<&[u8]> {
+        let (block, offset) = in_block(position)?;
+        (block == self.block && self.block != 0).then(|| self.bytes.get(offset..).unwrap_or(&[]))
+    }
+
+    /// Write the block (if it holds anything); the next one follows it.
+    fn write(&mut self, conn: &Connection) -> Result<()> {
+        if self.bytes.is_empty() {
+            return Ok(());
+        }
+        conn.prepare_cached("INSERT INTO event_blocks (id, records) VALUES (?1, ?2)")?
+            .execute(params![self.block, &self.bytes[..]])?;
+        self.block += 1;
+        self.bytes.clear();
+        Ok(())
+    }
+
+    /// The transaction ended: the next one numbers its block anew.
+    fn reset(&mut self) {
+        self.block = 0;
+        self.bytes.clear();
+        self.bytes.shrink_to(PENDING_KEPT);
+    }
+}
+
+/// The position just past the log's last event: every event is below it.
+fn end_of_log(conn: &Connection) -> Result<i64> {
+    let last_block: Option<i64> =
+        conn.query_row("SELECT max(id) FROM event_blocks", [], |row| row.get(0))?;
+    Ok(match last_block {
+        Some(block) => position(block + 1, 0) - 1,
+        None => conn.query_row("SELECT coalesce(max(id), 0) FROM event_log", [], |row| {
+            row.get(0)
+        })?,
+    })
+}
 
 /// A turn of the writer's chains ([`Chains::begin`]).
 const IDLE_AFTER: Duration = Duration::from_secs(300);
@@ -124,21 +314,48 @@ impl LogState {
         };
         let upto: i64 = conn.query_row("SELECT upto FROM log_mark", [], |row| row.get(0))?;
         let mut found: HashMap<SessionKey, Lag> = HashMap::new();
-        {
+        let mut found_at = |key: SessionKey, at: i64| {
+            found
+                .entry(key)
+                .and_modify(|lag| lag.head = at)
+                .or_insert(Lag {
+                    head: at,
+                    first: at,
+                });
+        };
+        if in_block(upto).is_none() {
             let mut stmt = conn.prepare(
                 "SELECT id, property, session_id FROM event_log WHERE id > ?1 ORDER BY id",
             )?;
             let mut rows = stmt.query([upto])?;
             while let Some(row) = rows.next()? {
-                let id: i64 = row.get(0)?;
                 let key = SessionKey::new(row.get::<_, String>(1)?, row.get::<_, String>(2)?);
-                found
-                    .entry(key)
-                    .and_modify(|lag| lag.head = id)
-                    .or_insert(Lag {
-                        head: id,
-                        first: id,
-                    });
+                found_at(key, row.get(0)?);
+            }
+        }
+        {
+            let first_block = in_block(upto).map_or(0, |(block, _)| block);
+            let mut stmt =
+                conn.prepare("SELECT id, records FROM event_blocks WHERE id >= ?1 ORDER BY id")?;
+            let mut rows = stmt.query([first_block])?;
+            while let Some(row) = rows.next()? {
+                let block: i64 = row.get(0)?;
+                let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                for (offset, record) in records(bytes) {
+                    let at = position(block, offset);
+                    let Some(record) = record else {
+                        return Err(StoreError::Other(format!(
+                            "event log: the record at offset {offset} of block {block} does not hold together"
+                        )));
+                    };
+                    if at > upto {
+                        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                        found_at(
+                            SessionKey::new(text(record.property), text(record.session_id)),
+                            at,
+                        );
+                    }
+                }
             }
         }
         let sessions = found.len();
@@ -207,42 +424,75 @@ fn head(conn: &Connection, key: &SessionKey, lagging: Option<i64>) -> Result<Opt
 
 /// Walk a session's chain back from `head`, calling `f` with each event's
 /// dedup key and (when `bodies`) its body, until `f` returns `false`.
+/// Events in `pending` (the writer's unwritten block) are read from it.
 fn walk(
     conn: &Connection,
+    pending: Option<&Pending>,
     key: &SessionKey,
     head: Option<i64>,
     bodies: bool,
-    mut f: impl FnMut(u64, Option<String>) -> Result<bool>,
+    mut f: impl FnMut(u64, Option<&[u8]>) -> Result<bool>,
 ) -> Result<()> {
-    let sql = if bodies {
-        "SELECT prev, property, session_id, dedup_key, body FROM event_log WHERE id = ?1"
-    } else {
-        "SELECT prev, property, session_id, dedup_key, NULL FROM event_log WHERE id = ?1"
-    };
-    let mut stmt = conn.prepare_cached(sql)?;
+    let mut blob: Option<(i64, Blob<'_>)> = None;
+    let mut buf = Vec::new();
     let mut next = head;
-    while let Some(id) = next {
-        let row = stmt
-            .query_row([id], |row| {
-                Ok((
-                    row.get::<_, Option<i64>>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, i64>(3)?,
-                    row.get::<_, Option<String>>(4)?,
-                ))
-            })
-            .optional()?;
-        let Some((prev, property, session_id, dedup_key, body)) = row else {
-            return Err(broken(key, id, "is missing"));
+    while let Some(at) = next {
+        let (prev, more) = match in_block(at) {
+            None => {
+                let sql = if bodies {
+                    "SELECT prev, property, session_id, dedup_key, body FROM event_log WHERE id = ?1"
+                } else {
+                    "SELECT prev, property, session_id, dedup_key, NULL FROM event_log WHERE id = ?1"
+                };
+                let row = conn
+                    .prepare_cached(sql)?
+                    .query_row([at], |row| {
+                        Ok((
+                            row.get::<_, Option<i64>>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, i64>(3)?,
+                            row.get::<_, Option<String>>(4)?,
+                        ))
+                    })
+                    .optional()?;
+                let Some((prev, property, session_id, dedup_key, body)) = row else {
+                    return Err(broken(key, at, "is missing"));
+                };
+                if property != key.property || session_id != key.session_id {
+                    return Err(broken(key, at, "belongs to another session"));
+                }
+                (
+                    prev,
+                    f(dedup_key as u64, body.as_deref().map(str::as_bytes))?,
+                )
+            }
+            Some((block, offset)) => {
+                let bytes = match pending.and_then(|p| p.record_at(at)) {
+                    Some(bytes) => bytes,
+                    None => {
+                        if !read_record(conn, &mut blob, block, offset, &mut buf)? {
+                            return Err(broken(key, at, "is missing"));
+                        }
+                        &buf[..]
+                    }
+                };
+                let Some(record) = Record::parse(bytes) else {
+                    return Err(broken(key, at, "does not hold together"));
+                };
+                if !record.is_of(key) {
+                    return Err(broken(key, at, "belongs to another session"));
+                }
+                (
+                    record.prev,
+                    f(record.dedup_key, bodies.then_some(record.body))?,
+                )
+            }
         };
-        if property != key.property || session_id != key.session_id {
-            return Err(broken(key, id, "belongs to another session"));
+        if prev.is_some_and(|p| p >= at) {
+            return Err(broken(key, at, "points forward"));
         }
-        if prev.is_some_and(|p| p >= id) {
-            return Err(broken(key, id, "points forward"));
-        }
-        if !f(dedup_key as u64, body)? {
+        if !more {
             break;
         }
         next = prev;
@@ -250,9 +500,48 @@ fn walk(
     Ok(())
 }
 
-fn broken(key: &SessionKey, id: i64, what: &str) -> StoreError {
+/// Read the record at `offset` of a written block into `buf`, through
+/// `blob` (opened, or moved to the block, as needed): only the record's
+/// bytes are read, not the block. `false`: there is no such block.
+fn read_record<'c>(
+    conn: &'c Connection,
+    blob: &mut Option<(i64, Blob<'c>)>,
+    block: i64,
+    offset: usize,
+    buf: &mut Vec<u8>,
+) -> Result<bool> {
+    // SQLite answers SQLITE_ERROR ("no such rowid") for a missing row.
+    let missing = |e: &rusqlite::Error| e.sqlite_error().is_some_and(|e| e.extended_code == 1);
+    let opened = match blob.take() {
+        Some((open, handle)) if open == block => Ok(handle),
+        Some((_, mut handle)) => handle.reopen(block).map(|()| handle),
+        None => conn.blob_open(MAIN_DB, c"event_blocks", c"records", block, true),
+    };
+    let handle = match opened {
+        Ok(handle) => &blob.insert((block, handle)).1,
+        Err(e) if missing(&e) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let mut len = [0; 4];
+    handle.read_at_exact(&mut len, offset)?;
+    let len = (u32::from_le_bytes(len) as usize).max(RECORD_HEADER);
+    if offset + len > handle.len() {
+        return Err(StoreError::Other(format!(
+            "event log: the record at offset {offset} of block {block} runs past the block"
+        )));
+    }
+    buf.resize(len, 0);
+    handle.read_at_exact(buf, offset)?;
+    Ok(true)
+}
+
+fn broken(key: &SessionKey, at: i64, what: &str) -> StoreError {
+    let event = match in_block(at) {
+        Some((block, offset)) => format!("the event at offset {offset} of block {block}"),
+        None => format!("event {at}"),
+    };
     StoreError::Other(format!(
-        "event log: event {id} in the chain of session {}/{} {what}",
+        "event log: {event} in the chain of session {}/{} {what}",
         key.property, key.session_id
     ))
 }
@@ -264,15 +553,20 @@ pub(crate) fn load_events(
     key: &SessionKey,
     lagging: Option<i64>,
 ) -> Result<Vec<Event>> {
-    events_from(conn, key, head(conn, key, lagging)?)
+    events_from(conn, None, key, head(conn, key, lagging)?)
 }
 
 /// Every event of a session's chain from `head`, in processing order.
-fn events_from(conn: &Connection, key: &SessionKey, head: Option<i64>) -> Result<Vec<Event>> {
+fn events_from(
+    conn: &Connection,
+    pending: Option<&Pending>,
+    key: &SessionKey,
+    head: Option<i64>,
+) -> Result<Vec<Event>> {
     let mut events = Vec::new();
-    walk(conn, key, head, true, |_, body| {
+    walk(conn, pending, key, head, true, |_, body| {
         let body = body.expect("bodies were asked for");
-        events.push(serde_json::from_str::<Event>(&body)?);
+        events.push(serde_json::from_slice::<Event>(body)?);
         Ok(true)
     })?;
     events.sort_by_key(Event::sort_key);
@@ -326,6 +620,8 @@ pub(crate) struct Chains {
     /// event appended since the row was last written (`None`: the row is
     /// up to date).
     changed: ChainMap<Option<i64>>,
+    /// The transaction's events, written as one block when it commits.
+    pending: Pending,
     pub(crate) mark_written: Option<Instant>,
 }
 
@@ -337,6 +633,7 @@ impl Chains {
             idle: ChainMap::default(),
             turned: Instant::now(),
             changed: ChainMap::default(),
+            pending: Pending::default(),
             mark_written: None,
         }
     }
@@ -370,6 +667,7 @@ impl Chains {
     fn chain<'a>(
         open: &'a mut ChainMap<Chain>,
         idle: &mut ChainMap<Chain>,
+        pending: &Pending,
         conn: &Connection,
         state: &LogState,
         id: ChainId,
@@ -391,7 +689,7 @@ impl Chains {
                 let lagging = state.lagging_head_of(&id);
                 let head = head(conn, key, lagging)?;
                 let mut fingerprints = Vec::new();
-                walk(conn, key, head, false, |k, _| {
+                walk(conn, Some(pending), key, head, false, |k, _| {
                     fingerprints.push(fingerprint(k));
                     Ok(true)
                 })?;
@@ -413,36 +711,56 @@ impl Chains {
         event: &Event,
     ) -> Result<bool> {
         let id = state.id(key);
-        let chain = Chains::chain(&mut self.open, &mut self.idle, conn, state, id, key)?;
+        let chain = Chains::chain(
+            &mut self.open,
+            &mut self.idle,
+            &self.pending,
+            conn,
+            state,
+            id,
+            key,
+        )?;
         let print = fingerprint(event.dedup_key);
         let at = match chain.fingerprints.binary_search(&print) {
             Err(at) => at,
             Ok(at) => {
                 let mut stored = false;
-                walk(conn, key, chain.head(), false, |k, _| {
-                    stored = k == event.dedup_key;
-                    Ok(!stored)
-                })?;
+                walk(
+                    conn,
+                    Some(&self.pending),
+                    key,
+                    chain.head(),
+                    false,
+                    |k, _| {
+                        stored = k == event.dedup_key;
+                        Ok(!stored)
+                    },
+                )?;
                 if stored {
                     return Ok(false);
                 }
                 at
             }
         };
-        let body = serde_json::to_string(event)?;
-        conn.prepare_cached(
-            "INSERT INTO event_log (prev, property, session_id, dedup_key, t, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            chain.head(),
-            key.property,
-            key.session_id,
-            event.dedup_key as i64,
-            event.t,
-            body,
-        ])?;
-        let row = conn.last_insert_rowid();
+        let pending = &mut self.pending;
+        if pending.block == 0 {
+            pending.block = conn
+                .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM event_blocks")?
+                .query_row([], |row| row.get(0))?;
+        }
+        let start = pending.bytes.len();
+        Record::write(&mut pending.bytes, chain.head(), key, event)?;
+        let offset = if pending.bytes.len() > MAX_BLOCK {
+            // The block is full without this record: write it, and start
+            // the next one with the record.
+            let record = pending.bytes.split_off(start);
+            pending.write(conn)?;
+            pending.bytes = record;
+            0
+        } else {
+            start
+        };
+        let row = position(pending.block, offset);
         chain.head = row;
         let mut prints = std::mem::take(&mut chain.fingerprints).into_vec();
         prints.insert(at, print);
@@ -463,7 +781,7 @@ impl Chains {
             Some(chain) => chain.head(),
             None => head(conn, key, state.lagging_head_of(&id))?,
         };
-        events_from(conn, key, head)
+        events_from(conn, Some(&self.pending), key, head)
     }
 
     /// The head to store in a session's row being written now (`None`:
@@ -486,6 +804,7 @@ impl Chains {
     /// [`MARK_EVERY`], to just below the first event a lagging row lacks
     /// (counting this transaction's), or to the last event.
     pub fn before_commit(&mut self, conn: &Connection, state: &LogState) -> Result<()> {
+        self.pending.write(conn)?;
         if self
             .mark_written
             .is_some_and(|at| at.elapsed() < MARK_EVERY)
@@ -513,9 +832,7 @@ impl Chains {
         };
         let upto = match first {
             Some(first) => first - 1,
-            None => conn.query_row("SELECT coalesce(max(id), 0) FROM event_log", [], |row| {
-                row.get(0)
-            })?,
+            None => end_of_log(conn)?,
         };
         conn.prepare_cached("UPDATE log_mark SET upto = ?1 WHERE upto < ?1")?
             .execute([upto])?;
@@ -525,6 +842,7 @@ impl Chains {
 
     /// After the transaction committed: publish which rows lag.
     pub fn after_commit(&mut self, state: &LogState) {
+        self.pending.reset();
         state.last_committer.store(self.me, Ordering::Release);
         if self.changed.is_empty() {
             return;
@@ -558,6 +876,7 @@ impl Chains {
         self.open.clear();
         self.idle.clear();
         self.changed.clear();
+        self.pending.reset();
     }
 }
 
@@ -616,6 +935,39 @@ mod tests {
             .unwrap()
     }
 
+    fn end_of_log(store: &SqliteStore) -> i64 {
+        super::end_of_log(&rusqlite::Connection::open(store.path()).unwrap()).unwrap()
+    }
+
+    /// Every stored event: its position, session id and dedup key.
+    fn stored(store: &SqliteStore) -> Vec<(i64, String, u64)> {
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, records FROM event_blocks ORDER BY id")
+            .unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            let block: i64 = row.get(0).unwrap();
+            let bytes: Vec<u8> = row.get(1).unwrap();
+            for (offset, record) in super::records(&bytes) {
+                let record = record.expect("records hold together");
+                let id = String::from_utf8(record.session_id.to_vec()).unwrap();
+                out.push((super::position(block, offset), id, record.dedup_key));
+            }
+        }
+        out
+    }
+
+    /// The position of event `dedup` of session `id`.
+    fn at(store: &SqliteStore, id: &str, dedup: u64) -> i64 {
+        stored(store)
+            .into_iter()
+            .find(|(_, s, d)| s == id && *d == dedup)
+            .map(|(at, _, _)| at)
+            .expect("stored")
+    }
+
     /// Rows written late lag their chains: reads find the newer heads, the
     /// mark stays below the first event a lagging row lacks, and a store
     /// opened again after a crash (the writer is forgotten, not dropped:
@@ -636,7 +988,7 @@ mod tests {
         assert!(append(&mut w, "b", 1));
         w.put_session(&row("b", true)).unwrap();
         commit(&mut w);
-        assert_eq!(mark(&store), 2, "every row is up to date");
+        assert_eq!(mark(&store), end_of_log(&store), "every row is up to date");
 
         w.begin().unwrap();
         // a's row is not written: it lags from event 3 on.
@@ -644,14 +996,18 @@ mod tests {
         assert!(append(&mut w, "b", 2));
         w.put_session(&row("b", true)).unwrap();
         commit(&mut w);
-        assert_eq!(mark(&store), 2);
+        assert_eq!(mark(&store), at(&store, "a", 2) - 1);
         w.begin().unwrap();
         assert!(append(&mut w, "a", 3));
         assert!(!append(&mut w, "a", 2));
         assert!(append(&mut w, "c", 1));
         w.put_session(&row("c", true)).unwrap();
         commit(&mut w);
-        assert_eq!(mark(&store), 2, "a's row still lacks event 3");
+        assert_eq!(
+            mark(&store),
+            at(&store, "a", 2) - 1,
+            "a's row still lacks its event 2"
+        );
         assert_eq!(dedups(&store, "a"), [1, 2, 3], "read from the lagging head");
         assert_eq!(dedups(&store, "b"), [1, 2]);
         std::mem::forget(w);
@@ -677,7 +1033,7 @@ mod tests {
         w.begin().unwrap();
         w.put_session(&row("a", false)).unwrap();
         commit(&mut w);
-        assert_eq!(mark(&store), 7);
+        assert_eq!(mark(&store), end_of_log(&store));
         assert_eq!(dedups(&store, "a"), [1, 2, 3, 4], "read from the row");
         assert!(store.log.lagging_heads()(&key("a")).is_none());
     }
@@ -689,15 +1045,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
         let mut w = store.writer().unwrap();
+        let mut ends = Vec::new();
         for dedup in [1, 2] {
             w.begin().unwrap();
             assert!(append(&mut *w, "a", dedup));
             w.put_session(&row("a", true)).unwrap();
             w.commit().unwrap();
+            ends.push(end_of_log(&store));
         }
-        assert_eq!(mark(&store), 1, "advanced at the first commit only");
+        assert!(ends[0] < at(&store, "a", 2));
+        assert_eq!(mark(&store), ends[0], "advanced at the first commit only");
         drop(w);
-        assert_eq!(mark(&store), 2);
+        assert_eq!(mark(&store), ends[1]);
     }
 
     /// A chain not written to for a whole turn is dropped, one written to
@@ -802,6 +1161,47 @@ mod tests {
         assert_eq!(stored, [a, b, c]);
     }
 
+    /// A commit group larger than a block spans several blocks: the chain
+    /// crosses from one to the next, and every event reads back, before and
+    /// after a restart.
+    #[test]
+    fn a_group_larger_than_a_block_spans_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        let mut w = store.open_writer().unwrap();
+        let padding = serde_json::Value::String("x".repeat(1 << 20));
+        w.begin().unwrap();
+        for dedup in 1..=20 {
+            let mut e = event(dedup);
+            e.data.insert("padding".into(), padding.clone());
+            assert!(w.insert_event(&key("s"), Protocol::Native, &e).unwrap());
+        }
+        w.chains.mark_written = None;
+        w.commit().unwrap();
+        let blocks: Vec<i64> = stored(&store)
+            .iter()
+            .map(|(at, _, _)| super::in_block(*at).unwrap().0)
+            .collect();
+        assert_eq!(blocks.first(), Some(&1));
+        assert_eq!(
+            blocks.last(),
+            Some(&2),
+            "the events past 16 MiB are in block 2"
+        );
+        assert_eq!(dedups(&store, "s"), (1..=20).collect::<Vec<u64>>());
+        std::mem::forget(w);
+        drop(store);
+        let store = SqliteStore::open(dir.path(), FsyncPolicy::Off).unwrap();
+        assert_eq!(dedups(&store, "s"), (1..=20).collect::<Vec<u64>>());
+        let mut w = store.writer().unwrap();
+        w.begin().unwrap();
+        assert!(!append(&mut *w, "s", 1));
+        assert!(!append(&mut *w, "s", 20));
+        assert!(append(&mut *w, "s", 21));
+        w.commit().unwrap();
+        assert_eq!(dedups(&store, "s").len(), 21);
+    }
+
     /// A chain that does not hold together is an error naming the session,
     /// not a wrong answer.
     #[test]
@@ -815,14 +1215,19 @@ mod tests {
         }
         w.commit().unwrap();
         drop(w);
-        rusqlite::Connection::open(store.path())
+        // s's second event points at t's instead of s's first.
+        let (t, s2) = (at(&store, "t", 1), at(&store, "s", 2));
+        let (block, offset) = super::in_block(s2).unwrap();
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        conn.blob_open(rusqlite::MAIN_DB, "event_blocks", "records", block, false)
             .unwrap()
-            .execute("UPDATE event_log SET prev = 2 WHERE id = 3", [])
+            .write_all_at(&t.to_le_bytes(), offset + 4)
             .unwrap();
+        let (_, t_offset) = super::in_block(t).unwrap();
         let e = store.session_events(&key("s")).unwrap_err().to_string();
-        assert!(
-            e.contains("event 2 in the chain of session p/s belongs to another session"),
-            "{e}"
+        let expected = format!(
+            "the event at offset {t_offset} of block {block} in the chain of session p/s belongs to another session"
         );
+        assert!(e.contains(&expected), "{e}");
     }
 }

@@ -2,13 +2,14 @@
 //! directory, in WAL mode (bundled SQLite through `rusqlite`).
 //!
 //! Tables (schema version [`SCHEMA_VERSION`], kept in `PRAGMA user_version`):
-//! - `event_log`: one row per stored event, appended, the canonical
-//!   [`Event`] as JSON in `body`, each row chained to its session's previous
-//!   event; `log_mark` (schema version 4; older databases' `events` table
-//!   moves into it when opened). How sessions' events are found and
-//!   deduplicated without a per-session index: `event_log.rs`. A
-//!   `u64` dedup key is stored bit-cast to `i64`; events are sorted in Rust
-//!   by [`Event::sort_key`] after loading.
+//! - `event_blocks`: the stored events, one row per commit group, each
+//!   event a record (the canonical [`Event`] as JSON, chained to its
+//!   session's previous event) in the row's blob (schema version 5);
+//!   `event_log`: one row per event, as builds of version 4 wrote them
+//!   (older databases' `events` table moves into it when opened), still
+//!   read; `log_mark`. How sessions' events are found and deduplicated
+//!   without a per-session index: `event_log.rs`. Events are sorted in
+//!   Rust by [`Event::sort_key`] after loading.
 //! - `sessions`: one row per session, its latest [`SessionSummary`] in
 //!   `summary` (MessagePack; JSON text in rows older builds wrote), plus
 //!   the columns queries filter on. `playback` is 0 for a session that is
@@ -16,8 +17,8 @@
 //!   aggregate, span and realtime reads skip those rows, and such a session
 //!   is never added to the rollups (schema version 2; opening a version-1
 //!   database adds the column, its rows reading as playback sessions, as
-//!   they were counted before). `log_head` is the session's newest event
-//!   in `event_log` as of the row's write.
+//!   they were counted before). `log_head` is the position of the
+//!   session's newest event in the log as of the row's write.
 //! - `tiers`: rollups of closed playback sessions, by session start. One
 //!   [`Aggregate`] (binary: `sums` and `sketches`, [`Aggregate::encode`])
 //!   per property × span (a minute, an hour, a day: [`TIER_SPANS`]) ×
@@ -80,7 +81,7 @@ fn wal_path(dir: &Path) -> PathBuf {
 /// write-back (P6 in bench/RESULTS.md).
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// The schema this build writes, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const MINUTE_MS: Millis = 60_000;
 const HOUR_MS: Millis = 3_600_000;
@@ -129,7 +130,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     summary TEXT NOT NULL,
     -- 0: not a playback session (an app session): in no aggregate.
     playback INTEGER NOT NULL DEFAULT 1,
-    -- The session's newest event in `event_log` as of this row's write.
+    -- The position of the session's newest event in the log as of this row's write.
     log_head INTEGER,
     PRIMARY KEY (property, id)
 );

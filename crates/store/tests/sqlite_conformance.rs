@@ -91,7 +91,8 @@ fn reopening_keeps_sessions_events_and_rollups() {
     drop(store);
 
     let db = dir.path().join(DB_FILE);
-    assert_eq!(count(&db, "event_log"), 2);
+    assert_eq!(count(&db, "event_blocks"), 1, "one commit group, one block");
+    assert_eq!(count(&db, "event_log"), 0, "written by version 4 only");
     assert_eq!(count(&db, "sessions"), 2);
     assert_eq!(count(&db, "rollup_pending"), 1);
 
@@ -389,27 +390,57 @@ fn a_version_3_database_is_migrated() {
     }
     w.commit().unwrap();
     drop(w);
+    let mut stored: Vec<(SessionKey, Event)> = Vec::new();
+    for key in [&open, &closed] {
+        for e in store.session_events(key).unwrap() {
+            stored.push((key.clone(), e));
+        }
+    }
     drop(store);
-    // Back to the version-3 layout, as that build left it.
+    // Back to the version-3 layout, as that build left it: ids in the
+    // order the events came.
+    let arrival = [
+        (&closed, 1),
+        (&open, 2),
+        (&open, 5),
+        (&closed, 6),
+        (&open, 7),
+    ];
     let db = dir.path().join(DB_FILE);
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE events (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 property TEXT NOT NULL, session_id TEXT NOT NULL, protocol TEXT NOT NULL,
-                 dedup_key INTEGER NOT NULL, t INTEGER NOT NULL, ord INTEGER NOT NULL,
-                 type TEXT NOT NULL, body TEXT NOT NULL,
-                 UNIQUE (property, session_id, dedup_key));
-             INSERT INTO events (id, property, session_id, protocol, dedup_key, t, ord, type, body)
-                 SELECT id, property, session_id, 'native', dedup_key, t, 0, 'play', body
-                 FROM event_log;
-             DROP TABLE event_log;
-             DROP TABLE log_mark;
-             ALTER TABLE sessions DROP COLUMN log_head;
-             PRAGMA user_version = 3;",
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE events (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             property TEXT NOT NULL, session_id TEXT NOT NULL, protocol TEXT NOT NULL,
+             dedup_key INTEGER NOT NULL, t INTEGER NOT NULL, ord INTEGER NOT NULL,
+             type TEXT NOT NULL, body TEXT NOT NULL,
+             UNIQUE (property, session_id, dedup_key));
+         DROP TABLE event_log;
+         DROP TABLE event_blocks;
+         DROP TABLE log_mark;
+         ALTER TABLE sessions DROP COLUMN log_head;
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    for (key, dedup) in arrival {
+        let (_, e) = stored
+            .iter()
+            .find(|(k, e)| k == key && e.dedup_key == dedup)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO events (property, session_id, protocol, dedup_key, t, ord, type, body)
+             VALUES (?1, ?2, 'native', ?3, ?4, 0, 'play', ?5)",
+            rusqlite::params![
+                key.property,
+                key.session_id,
+                dedup as i64,
+                e.t,
+                serde_json::to_string(e).unwrap()
+            ],
         )
         .unwrap();
+    }
+    drop(conn);
 
     let store = SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -470,5 +501,25 @@ fn a_version_3_database_is_migrated() {
     e.dedup_key = 8;
     assert!(w.insert_event(&open, Protocol::Native, &e).unwrap());
     w.commit().unwrap();
-    assert_eq!(dedups(&open), [2, 5, 7, 8]);
+    assert_eq!(
+        dedups(&open),
+        [2, 5, 7, 8],
+        "a block's event chained to a row"
+    );
+    std::mem::forget(w);
+    drop(store);
+    // Opened again without the writer's stop: the lagging head, in a
+    // block above the mark, is found again.
+    let store = SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap();
+    let events = store.session_events(&open).unwrap();
+    let stored: Vec<u64> = events.iter().map(|e| e.dedup_key).collect();
+    assert_eq!(stored, [2, 5, 7, 8]);
+    let mut w = store.writer().unwrap();
+    w.begin().unwrap();
+    for dedup in [2, 8] {
+        let mut e = Event::new(T0 + dedup as Millis, T0, EventKind::Heartbeat);
+        e.dedup_key = dedup;
+        assert!(!w.insert_event(&open, Protocol::Native, &e).unwrap());
+    }
+    w.commit().unwrap();
 }
