@@ -124,6 +124,11 @@ pub const ENV_VARS: [&str; 12] = [
     "PLAYHEAD_ADMIN_KEY",
 ];
 
+/// The largest body limit: a single event of that size, stored with its
+/// session key, still fits a block of the embedded store's event log
+/// (16 MiB).
+pub const MAX_BODY_LIMIT_BYTES: usize = 8 * 1024 * 1024;
+
 /// Flags of `serve` (and `demo`) that override the file and environment.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -234,6 +239,12 @@ impl Settings {
             .unwrap_or(30);
         if body_limit_bytes < 1024 {
             bail!("body_limit_bytes: {body_limit_bytes} is below the 1024-byte minimum");
+        }
+        if body_limit_bytes > MAX_BODY_LIMIT_BYTES {
+            bail!(
+                "body_limit_bytes: {body_limit_bytes} is above the {MAX_BODY_LIMIT_BYTES}-byte maximum \
+                 (an event is stored whole in a block of the event log, 16 MiB at most)"
+            );
         }
         if ingest_queue_capacity == 0 || max_group_commit == 0 || request_timeout_s == 0 {
             bail!("ingest_queue_capacity, max_group_commit and request_timeout_s must be positive");
@@ -399,6 +410,26 @@ mod tests {
         let raw: RawConfig = toml::from_str("[beacons]\nconcurrency = 0\n").unwrap();
         assert!(raw.beacons.resolve().is_err());
         assert!(toml::from_str::<RawConfig>("[beacons]\nretries = 3\n").is_err());
+    }
+
+    #[test]
+    fn the_body_limit_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolve = |limit: usize| {
+            let path = dir.path().join("playhead.toml");
+            let text = format!("data_dir = {:?}\nbody_limit_bytes = {limit}\n", dir.path());
+            std::fs::write(&path, text).unwrap();
+            let flags = Overrides {
+                config: Some(path),
+                ..Overrides::default()
+            };
+            Settings::resolve(&flags).map(|s| s.server.body_limit_bytes)
+        };
+        assert_eq!(resolve(MAX_BODY_LIMIT_BYTES).unwrap(), MAX_BODY_LIMIT_BYTES);
+        let err = resolve(MAX_BODY_LIMIT_BYTES + 1).unwrap_err().to_string();
+        assert!(err.contains("above the 8388608-byte maximum"), "{err}");
+        let err = resolve(1023).unwrap_err().to_string();
+        assert!(err.contains("below the 1024-byte minimum"), "{err}");
     }
 
     #[test]
