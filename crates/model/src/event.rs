@@ -287,3 +287,66 @@ pub struct Batch {
     pub meta: SessionMeta,
     pub events: Vec<Event>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events of every shape a content key sees: kind fields, QoE, data,
+    /// playhead, a corrected clock.
+    fn samples() -> Vec<Event> {
+        let t = 1_700_000_000_000;
+        let mut error = Event::new(
+            t,
+            t + 5,
+            EventKind::Error {
+                code: "E\"42\u{e9}".into(),
+                message: "decode\nfailed".into(),
+                severity: ErrorSeverity::Fatal,
+                source: Some("player".into()),
+            },
+        )
+        .with_playhead(12.5);
+        error.order = 3;
+        if let serde_json::Value::Object(data) = serde_json::json!({
+            "params": {"media.id": "v1", "n": -3, "x": 1.0},
+            "list": [1, "two", null, true]
+        }) {
+            error.data = data;
+        }
+        let mut ad = Event::new(
+            t + 10,
+            t + 10,
+            EventKind::Adstart {
+                ad_id: Some("ad-1".into()),
+                duration_s: Some(15.0),
+            },
+        );
+        ad.qoe = Qoe {
+            bitrate_bps: Some(2_500_000),
+            dropped_frames: Some(7),
+            total_frames: None,
+            startup_time_ms: Some(812.5),
+        };
+        let skewed = Event::new(t - 2 * MAX_CLOCK_SKEW_MS, t, EventKind::Heartbeat);
+        vec![Event::new(t, t, EventKind::Play), error, ad, skewed]
+    }
+
+    /// Content keys are stored (dedup keys of every protocol without a
+    /// sequence number), and a retry is recognised by its key: they must
+    /// not change between builds. A new field of the event's content, or
+    /// another way of hashing it, fails here.
+    #[test]
+    fn content_keys_are_stable() {
+        let keys: Vec<u64> = samples().iter().map(Event::content_key).collect();
+        assert_eq!(
+            keys,
+            [
+                8_353_438_518_758_015_532,
+                4_205_496_652_712_486_895,
+                2_763_509_858_996_075_655,
+                10_089_827_409_133_781_228
+            ]
+        );
+    }
+}
