@@ -18,6 +18,9 @@
 # when TIME_LIMIT_S have passed since its first session (the table says
 # which N was reached).
 #
+# P4_BIN=PATH runs another Playhead binary (one built before a change);
+# P4_PROTOCOLS="adobe" (or "native") runs one protocol only.
+#
 # Prints a table and writes it to bench/out/p4.md. Asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +40,7 @@ open_gauge() {
 }
 
 rows=()
-for proto in native adobe; do
+for proto in ${P4_PROTOCOLS:-native adobe}; do
   new_tmp
   dir=$TMP_DIR
   serve_playhead "$BIN" "$dir/data" "$dir/server"
