@@ -227,6 +227,40 @@ impl Pending {
         (block == self.block && self.block != 0).then(|| self.bytes.get(offset..).unwrap_or(&[]))
     }
 
+    /// Append the record of `event` (session `key`, chained to `prev`) and
+    /// return its position. The transaction's first event numbers its
+    /// block after the last written one (the writer holds the write lock);
+    /// a block that reaches [`BLOCK_TARGET`] is written, and one the record
+    /// would take past [`MAX_BLOCK`] is written without it.
+    fn append(
+        &mut self,
+        conn: &Connection,
+        prev: Option<i64>,
+        key: &SessionKey,
+        event: &Event,
+    ) -> Result<i64> {
+        if self.block == 0 {
+            self.block = conn
+                .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM event_blocks")?
+                .query_row([], |row| row.get(0))?;
+        }
+        let start = self.bytes.len();
+        Record::write(&mut self.bytes, prev, key, event)?;
+        let offset = if self.bytes.len() > MAX_BLOCK {
+            let record = self.bytes.split_off(start);
+            self.write(conn)?;
+            self.bytes = record;
+            0
+        } else {
+            start
+        };
+        let at = position(self.block, offset);
+        if self.bytes.len() >= BLOCK_TARGET {
+            self.write(conn)?;
+        }
+        Ok(at)
+    }
+
     /// Write the block (if it holds anything); the next one follows it.
     fn write(&mut self, conn: &Connection) -> Result<()> {
         if self.bytes.is_empty() {
@@ -649,7 +683,8 @@ pub(crate) struct Chains {
     /// event appended since the row was last written (`None`: the row is
     /// up to date).
     changed: ChainMap<Option<i64>>,
-    /// The transaction's events, written as one block when it commits.
+    /// The transaction's block not yet written (blocks are written as
+    /// they fill, and the last one when the transaction commits).
     pending: Pending,
     pub(crate) mark_written: Option<Instant>,
 }
@@ -771,28 +806,7 @@ impl Chains {
                 at
             }
         };
-        let pending = &mut self.pending;
-        if pending.block == 0 {
-            pending.block = conn
-                .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM event_blocks")?
-                .query_row([], |row| row.get(0))?;
-        }
-        let start = pending.bytes.len();
-        Record::write(&mut pending.bytes, chain.head(), key, event)?;
-        let offset = if pending.bytes.len() > MAX_BLOCK {
-            // The block is full without this record: write it, and start
-            // the next one with the record.
-            let record = pending.bytes.split_off(start);
-            pending.write(conn)?;
-            pending.bytes = record;
-            0
-        } else {
-            start
-        };
-        let row = position(pending.block, offset);
-        if pending.bytes.len() >= BLOCK_TARGET {
-            pending.write(conn)?;
-        }
+        let row = self.pending.append(conn, chain.head(), key, event)?;
         chain.head = row;
         let mut prints = std::mem::take(&mut chain.fingerprints).into_vec();
         prints.insert(at, print);
