@@ -317,9 +317,35 @@ pub(crate) fn validate<'a>(value: &'a Value, at: &str) -> Result<Valid<'a>, Prot
         Some(_) => return Err(ProtocolError::invalid(f("eventType"), "must be a string")),
     };
 
-    let player_time = object(o, "playerTime", || f("playerTime"))?
+    let player_time = object(o.get("playerTime"), || f("playerTime"))?
         .ok_or_else(|| ProtocolError::invalid(f("playerTime"), "required"))?;
-    let playhead = match player_time.get("playhead") {
+    let (playhead, ts) = player_times(player_time.get("playhead"), player_time.get("ts"), at)?;
+    if let Some(extra) = player_time
+        .keys()
+        .find(|k| k.as_str() != "playhead" && k.as_str() != "ts")
+    {
+        return Err(ProtocolError::invalid(
+            member(&f("playerTime"), extra),
+            "not allowed: playerTime holds only playhead and ts",
+        ));
+    }
+    members(
+        rules,
+        (playhead, ts),
+        [o.get("params"), o.get("qoeData"), o.get("customMetadata")],
+        at,
+    )
+}
+
+/// `playerTime.playhead` and `playerTime.ts`, checked: the playhead a number
+/// of seconds (`-0` read as `0`), `ts` an integer of milliseconds.
+pub(crate) fn player_times(
+    playhead: Option<&Value>,
+    ts: Option<&Value>,
+    at: &str,
+) -> Result<(f64, i64), ProtocolError> {
+    let f = |name: &str| field(at, name);
+    let playhead = match playhead {
         None => return Err(ProtocolError::invalid(f("playerTime.playhead"), "required")),
         Some(v) => {
             check(v, Type::Number { min: Some(0.0) }, false, || {
@@ -329,7 +355,7 @@ pub(crate) fn validate<'a>(value: &'a Value, at: &str) -> Result<Valid<'a>, Prot
             v.as_f64().unwrap_or_default() + 0.0
         }
     };
-    let ts = match player_time.get("ts") {
+    let ts = match ts {
         None => return Err(ProtocolError::invalid(f("playerTime.ts"), "required")),
         Some(v) => {
             check(v, Type::Integer { min: Some(0) }, false, || {
@@ -340,17 +366,19 @@ pub(crate) fn validate<'a>(value: &'a Value, at: &str) -> Result<Valid<'a>, Prot
                 .ok_or_else(|| ProtocolError::invalid(f("playerTime.ts"), "too large"))?
         }
     };
-    if let Some(extra) = player_time
-        .keys()
-        .find(|k| k.as_str() != "playhead" && k.as_str() != "ts")
-    {
-        return Err(ProtocolError::invalid(
-            member(&f("playerTime"), extra),
-            "not allowed: playerTime holds only playhead and ts",
-        ));
-    }
+    Ok((playhead, ts))
+}
 
-    let params = object(o, "params", || f("params"))?;
+/// The rest of an event of type `rules`, once its `playerTime` is checked:
+/// its `params`, `qoeData` and `customMetadata` as sent (`None` when absent).
+pub(crate) fn members<'a>(
+    rules: &'static EventRules,
+    (playhead, ts): (f64, i64),
+    [params, qoe_data, custom]: [Option<&'a Value>; 3],
+    at: &str,
+) -> Result<Valid<'a>, ProtocolError> {
+    let f = |name: &str| field(at, name);
+    let params = object(params, || f("params"))?;
     if rules.needs_params && params.is_none() {
         return Err(ProtocolError::invalid(
             f("params"),
@@ -380,14 +408,14 @@ pub(crate) fn validate<'a>(value: &'a Value, at: &str) -> Result<Valid<'a>, Prot
         ));
     }
 
-    let qoe_data = object(o, "qoeData", || f("qoeData"))?;
+    let qoe_data = object(qoe_data, || f("qoeData"))?;
     if let Some(q) = qoe_data {
         for (name, v) in q {
             check_member(v, qoe(name), false, || member(&f("qoeData"), name))?;
         }
     }
 
-    let custom = object(o, "customMetadata", || f("customMetadata"))?;
+    let custom = object(custom, || f("customMetadata"))?;
     if let Some(custom) = custom {
         let at = f("customMetadata");
         if !rules.custom_metadata {
@@ -439,13 +467,12 @@ pub(crate) fn validate<'a>(value: &'a Value, at: &str) -> Result<Valid<'a>, Prot
     })
 }
 
-/// `o[key]` when it is an object; `None` when absent.
-fn object<'a>(
-    o: &'a Map<String, Value>,
-    key: &str,
+/// `value` when it is an object; `None` when absent.
+fn object(
+    value: Option<&Value>,
     path: impl Fn() -> String,
-) -> Result<Option<&'a Map<String, Value>>, ProtocolError> {
-    match o.get(key) {
+) -> Result<Option<&Map<String, Value>>, ProtocolError> {
+    match value {
         None => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
         Some(_) => Err(ProtocolError::invalid(path(), "must be an object")),
