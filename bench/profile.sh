@@ -169,17 +169,21 @@ PY
     taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
       --count 20000 --sids-out "$TMP_DIR/sids.txt"
     declare -A before
-    for t in /proc/"$SERVER"/task/*; do before[$t]=$(awk '{print $14 + $15}' "$t/stat"); done
+    for t in /proc/"$SERVER"/task/*; do before[$t]=$(awk '{print $14, $15}' "$t/stat"); done
     t0=$(date +%s.%N)
     taskset -c 1 wrk -t1 -c64 -d"${SECS}s" -s bench/adobe_events.lua "http://127.0.0.1:$PORT" \
       -- "$TMP_DIR/sids.txt" | tee "$PREFIX.wrk.txt"
     t1=$(date +%s.%N)
     {
-      echo "== CPU per thread over the ${SECS}-s run (100 % = one core)"
+      echo "== CPU per thread over the ${SECS}-s run (100 % = one core): user + system"
       for t in /proc/"$SERVER"/task/*; do
-        now=$(awk '{print $14 + $15}' "$t/stat")
-        awk -v c="$(( now - ${before[$t]:-0} ))" -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" -v n="$(cat "$t/comm")" \
-          'BEGIN {p = 100 * c / hz / (b - a); if (p >= 0.5) printf "%-20s %5.1f %%\n", n, p}'
+        read -r u0 s0 <<<"${before[$t]:-0 0}"
+        read -r u1 s1 < <(awk '{print $14, $15}' "$t/stat")
+        awk -v u="$(( u1 - u0 ))" -v s="$(( s1 - s0 ))" -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" \
+          -v n="$(cat "$t/comm")" 'BEGIN {
+            d = hz * (b - a); p = 100 * (u + s) / d
+            if (p >= 0.5) printf "%-20s %5.1f %% = %5.1f + %5.1f\n", n, p, 100 * u / d, 100 * s / d
+          }'
       done
     } | tee "$PREFIX.threads.txt"
     stop_bg "$SERVER"

@@ -9,7 +9,9 @@
 //! store with `fsync = always`), the fsync runs on a thread of its own: the
 //! writer commits a group to the OS, hands its replies to the fsync thread
 //! and goes on with the next group, and one fsync answers every group
-//! committed before it started. When the queue is full `submit` fails at
+//! committed before it started. Answers go to a task of the async runtime
+//! in one message per fsync ([`Replier`]), not request by request. When the
+//! queue is full `submit` fails at
 //! once with `Overloaded` (the route answers `503` + `Retry-After`): memory
 //! stays bounded by the queue's capacity, and by [`SYNC_QUEUE`] groups
 //! waiting for their fsync.
@@ -172,6 +174,7 @@ fn run_syncer(
     mut syncer: Box<dyn Syncer>,
     rx: Receiver<Committed>,
     synced: Sender<usize>,
+    replier: Replier,
     telemetry: Arc<Telemetry>,
 ) {
     while let Ok(first) = rx.recv() {
@@ -189,13 +192,52 @@ fn run_syncer(
             .fsync_seconds
             .observe(started.elapsed().as_secs_f64());
         let n = groups.len();
-        for g in groups {
-            g.answer(ok, &telemetry);
-        }
+        replier.answer(groups, ok, &telemetry);
         // The writer may be waiting for this to commit its next group.
         let _ = synced.send(n);
     }
     info!("fsync thread stopped");
+}
+
+/// Answers committed groups from a task of the async runtime. Answered
+/// from a storage thread, each reply wakes the runtime's worker, which, on a
+/// machine as busy as its cores, takes the core from that thread, answers
+/// the one request and sleeps again before the next reply is sent: a pair
+/// of context switches per request. Handed over in one message, the groups
+/// wake the runtime once. Outside of a runtime they are answered in place.
+#[derive(Clone)]
+struct Replier(Option<tokio::sync::mpsc::UnboundedSender<(Vec<Committed>, bool)>>);
+
+impl Replier {
+    fn start(telemetry: Arc<Telemetry>) -> Replier {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Replier(None);
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Vec<Committed>, bool)>();
+        runtime.spawn(async move {
+            while let Some((groups, synced)) = rx.recv().await {
+                for g in groups {
+                    g.answer(synced, &telemetry);
+                }
+            }
+        });
+        Replier(Some(tx))
+    }
+
+    /// Answer `groups` (see [`Committed::answer`]).
+    fn answer(&self, groups: Vec<Committed>, synced: bool, telemetry: &Telemetry) {
+        let groups = match &self.0 {
+            Some(tx) => match tx.send((groups, synced)) {
+                Ok(()) => return,
+                // The runtime stopped.
+                Err(tokio::sync::mpsc::error::SendError((groups, _))) => groups,
+            },
+            None => groups,
+        };
+        for g in groups {
+            g.answer(synced, telemetry);
+        }
+    }
 }
 
 enum Message {
@@ -231,13 +273,15 @@ impl Pipeline {
     ) -> Result<Pipeline, StoreError> {
         let mut writer = store.writer()?;
         let (synced_tx, synced) = crossbeam_channel::unbounded();
+        let replier = Replier::start(telemetry.clone());
         let durable = match writer.pipeline()? {
             Some(syncer) => {
                 let (tx, rx) = crossbeam_channel::bounded(SYNC_QUEUE);
                 let telemetry = telemetry.clone();
+                let replier = replier.clone();
                 std::thread::Builder::new()
                     .name("playhead-fsync".into())
-                    .spawn(move || run_syncer(syncer, rx, synced_tx, telemetry))?;
+                    .spawn(move || run_syncer(syncer, rx, synced_tx, replier, telemetry))?;
                 Some(tx)
             }
             None => None,
@@ -252,6 +296,7 @@ impl Pipeline {
             store,
             writer,
             durable,
+            replier,
             synced,
             unsynced: 0,
             open: None,
@@ -438,6 +483,8 @@ struct Writer {
     writer: Box<dyn StoreWriter>,
     /// To the fsync thread, when commits are pipelined.
     durable: Option<Sender<Committed>>,
+    /// Answers the groups committed without the fsync thread.
+    replier: Replier,
     /// From the fsync thread: how many groups each fsync answered.
     synced: Receiver<usize>,
     /// Groups handed to the fsync thread and not yet answered.
@@ -711,7 +758,7 @@ impl Writer {
                     c.answer(false, &self.telemetry);
                 }
             },
-            None => committed.answer(true, &self.telemetry),
+            None => self.replier.answer(vec![committed], true, &self.telemetry),
         }
     }
 
@@ -1173,6 +1220,23 @@ mod tests {
             assert_eq!(t.await.unwrap(), Ok(APPLIED));
         }
         assert_eq!(gate.syncs.load(Ordering::SeqCst), 2);
+    }
+
+    /// Started outside of an async runtime (no task to hand replies to), the
+    /// fsync thread answers each request itself.
+    #[test]
+    fn a_pipeline_started_outside_a_runtime_answers_from_its_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pipeline, store, permit, gate) = start(&dir);
+        permit.send(true).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(async { submit(&pipeline, "s1").await.unwrap() });
+        assert_eq!(outcome, Ok(APPLIED));
+        assert!(visible(&store, "s1"));
+        assert_eq!(gate.syncs.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
