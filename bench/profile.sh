@@ -2,17 +2,23 @@
 # Profiles behind the "what limits it" paragraphs of bench/RESULTS.md. On
 # this VM `perf stat -e instructions true` says "not supported", so CPU
 # profiles are valgrind's callgrind (instruction counts: the same totals
-# whatever else the machine runs) and memory profiles valgrind's massif.
+# whatever else the machine runs) and `perf record -e cpu-clock` (samples
+# on a timer: where the time goes, the kernel's share included); memory
+# profiles are valgrind's massif.
 #
-# Usage: bench/profile.sh p1|p2|p2-threads|p3|p4|p5 [SECONDS]
+# Usage: bench/profile.sh p1|p2|p2-threads|p2-perf|p3|p4|p5 [SECONDS]
 #   p1: `playhead serve` under callgrind (one file per thread), 4,000 pixel
 #       sessions watching, then SECONDS (default 20) of wrk with
 #       bench/pixel_check.lua; counters are zeroed after the set-up.
 #   p2: the same with 2,000 Adobe sessions and bench/adobe_events.lua, then
 #       the bare handler under callgrind with the same wrk load (its
 #       instructions per request are the stack's floor).
-#   p2-threads: a normal Playhead at P2's peak load (wrk, 20,000 sessions):
-#       each thread's share of a core over the run, from /proc.
+#   p2-threads: a normal Playhead at P2's peak load (wrk, 20,000 sessions),
+#       then the bare handler: each thread's user and system time and
+#       context switches per request, from /proc.
+#   p2-perf: the same load under `perf record -e cpu-clock` (sampling on
+#       a timer: this VM has no hardware counters): each thread's share,
+#       the HTTP worker's functions, the kernel's send and receive.
 #   p3: a normal (not instrumented) Playhead at 5,000 Adobe events/s from
 #       `paced` for SECONDS: `perf trace` of the writer thread's fsync and
 #       write calls (when tracefs is mounted), and the server's own commit
@@ -26,7 +32,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-WHAT=${1:?usage: bench/profile.sh p1|p2|p2-threads|p3|p4|p5 [SECONDS]}
+WHAT=${1:?usage: bench/profile.sh p1|p2|p2-threads|p2-perf|p3|p4|p5 [SECONDS]}
 SECS=${2:-20}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -161,31 +167,68 @@ for name in ("commit_seconds", "commit_group_size"):
         print(f"  le {k}: {d[k] / max(n, 1) * 100:.1f} %")
 PY
     ;;
-  p2-threads)
-    # Where the server's wall time goes at P2's peak, per thread (no tool
-    # attached): CPU ticks of each thread over the wrk run.
+  p2-threads | p2-perf)
+    # p2-threads: where the server's time goes at P2's peak, per thread (no
+    # tool attached): user and system time and context switches of each
+    # thread over SECONDS of wrk, per request. p2-perf: `perf record -e
+    # cpu-clock` (timer sampling, which works where hardware counters do
+    # not) over the same load, by thread and by function. Both run Playhead
+    # (20,000 sessions), then the bare handler under the same load.
+    [[ $WHAT == p2-perf ]] && ensure_cmd perf linux-perf
     new_tmp
     start_server "$TMP_DIR/data"
     taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
       --count 20000 --sids-out "$TMP_DIR/sids.txt"
-    declare -A before
-    for t in /proc/"$SERVER"/task/*; do before[$t]=$(awk '{print $14, $15}' "$t/stat"); done
-    t0=$(date +%s.%N)
-    taskset -c 1 wrk -t1 -c64 -d"${SECS}s" -s bench/adobe_events.lua "http://127.0.0.1:$PORT" \
-      -- "$TMP_DIR/sids.txt" | tee "$PREFIX.wrk.txt"
-    t1=$(date +%s.%N)
-    {
-      echo "== CPU per thread over the ${SECS}-s run (100 % = one core): user + system"
+    measure() { # $1 = label; the server is $SERVER on $PORT
+      local label=$1 before=$TMP_DIR/$1.before after=$TMP_DIR/$1.after
+      taskset -c 1 wrk -t1 -c64 -d"$((SECS + 4))s" -s bench/adobe_events.lua \
+        "http://127.0.0.1:$PORT" -- "$TMP_DIR/sids.txt" > "$PREFIX.$label.wrk.txt" &
+      local wrk_pid=$!
+      sleep 2
+      if [[ $WHAT == p2-perf ]]; then
+        taskset -c 1 perf record -q -e cpu-clock -F 2000 -g -p "$SERVER" -o "$PREFIX.$label.perf.data" \
+          -- sleep "$SECS" 2> /dev/null
+      else
+        thread_stats > "$before"
+        sleep "$SECS"
+        thread_stats > "$after"
+      fi
+      wait "$wrk_pid"
+      local rate
+      rate=$(awk '/^Requests\/sec/ {print $2}' "$PREFIX.$label.wrk.txt")
+      echo "== $label: $rate requests/s (wrk over $((SECS + 4)) s)"
+      if [[ $WHAT == p2-perf ]]; then
+        perf report -i "$PREFIX.$label.perf.data" --no-children --sort comm,dso -g none -q --stdio 2> /dev/null | head -12
+        echo "-- the HTTP worker's functions, self time (% of all samples)"
+        perf report -i "$PREFIX.$label.perf.data" --no-children --comm tokio-rt-worker --sort sym -g none -q \
+          --stdio 2> /dev/null | head -40 | cut -c1-160
+        echo "-- the kernel's send and receive, with what they call (% of all samples)"
+        perf report -i "$PREFIX.$label.perf.data" --children --sort sym -g none -q --stdio 2> /dev/null \
+          | grep -E '\] (do_writev|__sys_recvfrom|do_epoll_wait|schedule|__x64_sys_futex|__x64_sys_fdatasync)$'
+      else
+        join -1 1 -2 1 <(sort "$before") <(sort "$after") | awk -v r="$rate" -v hz="$CLK_TCK" -v secs="$SECS" '
+          BEGIN { printf "%-18s %7s %7s %9s %9s %12s %12s\n", "thread", "user %", "sys %", "user µs", "sys µs", "vol. switch", "invol. sw." }
+          { u = ($8 - $3) / hz / secs; s = ($9 - $4) / hz / secs
+            if (u + s >= 0.005) printf "%-18s %7.1f %7.1f %9.2f %9.2f %12.3f %12.3f\n", $2, 100 * u, 100 * s,
+              1e6 * u / r, 1e6 * s / r, ($10 - $5) / r / secs, ($11 - $6) / r / secs }
+          END { print "(µs and switches are per request, at the rate above)" }'
+      fi | tee "$PREFIX.$label.txt"
+    }
+    # tid comm utime stime voluntary nonvoluntary, one line per thread.
+    thread_stats() {
+      local t
       for t in /proc/"$SERVER"/task/*; do
-        read -r u0 s0 <<<"${before[$t]:-0 0}"
-        read -r u1 s1 < <(awk '{print $14, $15}' "$t/stat")
-        awk -v u="$(( u1 - u0 ))" -v s="$(( s1 - s0 ))" -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" \
-          -v n="$(cat "$t/comm")" 'BEGIN {
-            d = hz * (b - a); p = 100 * (u + s) / d
-            if (p >= 0.5) printf "%-20s %5.1f %% = %5.1f + %5.1f\n", n, p, 100 * u / d, 100 * s / d
-          }'
+        echo "${t##*/} $(tr ' ' '_' < "$t/comm") $(awk '{print $14, $15}' "$t/stat")" \
+          "$(awk '/^voluntary_ctxt/ {v = $2} /^nonvoluntary_ctxt/ {n = $2} END {print v, n}' "$t/status")"
       done
-    } | tee "$PREFIX.threads.txt"
+    }
+    measure playhead
+    stop_bg "$SERVER"
+    PORT=$(free_port)
+    start_bg taskset -c 0 target/release/bare-handler "127.0.0.1:$PORT" > "$PREFIX.bare.out" 2> "$PREFIX.bare.err"
+    SERVER=$BG_PID
+    wait_listening "$PREFIX.bare.out"
+    measure bare
     stop_bg "$SERVER"
     ;;
   p4)
