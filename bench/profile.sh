@@ -198,13 +198,13 @@ PY
       rate=$(awk '/^Requests\/sec/ {print $2}' "$PREFIX.$label.wrk.txt")
       echo "== $label: $rate requests/s (wrk over $((SECS + 4)) s)"
       if [[ $WHAT == p2-perf ]]; then
-        perf report -i "$PREFIX.$label.perf.data" --no-children --sort comm,dso -g none -q --stdio 2> /dev/null | head -12
+        perf report -i "$PREFIX.$label.perf.data" --no-children --sort comm,dso -g none -q --stdio 2> /dev/null | sed -n 1,12p
         echo "-- the HTTP worker's functions, self time (% of all samples)"
         perf report -i "$PREFIX.$label.perf.data" --no-children --comm tokio-rt-worker --sort sym -g none -q \
-          --stdio 2> /dev/null | head -40 | cut -c1-160
+          --stdio 2> /dev/null | sed -n 1,40p | cut -c1-160
         echo "-- the kernel's send and receive, with what they call (% of all samples)"
         perf report -i "$PREFIX.$label.perf.data" --children --sort sym -g none -q --stdio 2> /dev/null \
-          | grep -E '\] (do_writev|__sys_recvfrom|do_epoll_wait|schedule|__x64_sys_futex|__x64_sys_fdatasync)$'
+          | grep -E '\] (do_writev|__sys_recvfrom|do_epoll_wait|schedule|__x64_sys_futex|__x64_sys_fdatasync)$' || true
       else
         join -1 1 -2 1 <(sort "$before") <(sort "$after") | awk -v r="$rate" -v hz="$CLK_TCK" -v secs="$SECS" '
           BEGIN { printf "%-18s %7s %7s %9s %9s %12s %12s\n", "thread", "user %", "sys %", "user µs", "sys µs", "vol. switch", "invol. sw." }
