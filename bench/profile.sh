@@ -6,7 +6,8 @@
 # on a timer: where the time goes, the kernel's share included); memory
 # profiles are valgrind's massif.
 #
-# Usage: bench/profile.sh p1|p2|p2-threads|p2-perf|p3|p4|p5 [SECONDS]
+# Usage: [PROFILE_BIN=path] bench/profile.sh p1|p2|p2-threads|p2-perf|p3|p4|p5 [SECONDS]
+#   PROFILE_BIN: another build of playhead to profile (default: this tree's).
 #   p1: `playhead serve` under callgrind (one file per thread), 4,000 pixel
 #       sessions watching, then SECONDS (default 20) of wrk with
 #       bench/pixel_check.lua; counters are zeroed after the set-up.
@@ -39,7 +40,7 @@ mkdir -p "$OUT"
 ensure_cmd valgrind valgrind
 ensure_cmd wrk wrk
 cargo build --release -q -p playhead -p playhead-bench -p playhead-bench-bare
-BIN=target/release/playhead
+BIN=${PROFILE_BIN:-target/release/playhead}
 STAMP=$(date +%s)
 PREFIX=$OUT/profile-$WHAT-$STAMP
 
