@@ -28,9 +28,21 @@ use tower::{Layer, ServiceExt};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
-/// What every handler can reach.
+/// What every handler can reach ([`Shared`], through `Deref`). It is one
+/// `Arc`, as it is cloned for every request: a clone of its nine `Arc`s,
+/// and their drops, took about 1 % of the server's CPU per Adobe event.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The server's parts, shared by every request.
+pub struct Shared {
     pub config: Arc<ServerConfig>,
     pub store: Arc<dyn Store>,
     pub pipeline: Pipeline,
@@ -65,7 +77,7 @@ impl AppState {
             telemetry.clone(),
             config.beacons.clone(),
         )?;
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             config: Arc::new(config),
             store,
             pipeline,
@@ -73,7 +85,7 @@ impl AppState {
             telemetry,
             ping_locks: crate::ping_ingest::locks(),
             beacons,
-        })
+        })))
     }
 }
 
