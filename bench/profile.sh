@@ -19,7 +19,7 @@
 #       context switches per request, from /proc.
 #   p2-perf: the same load under `perf record -e cpu-clock` (sampling on
 #       a timer: this VM has no hardware counters): each thread's share,
-#       the HTTP worker's functions, the kernel's send and receive.
+#       the HTTP worker's functions, the kernel's send, receive, fsync and scheduling.
 #   p3: a normal (not instrumented) Playhead at 5,000 Adobe events/s from
 #       `paced` for SECONDS: `perf trace` of the writer thread's fsync and
 #       write calls (when tracefs is mounted), and the server's own commit
@@ -203,7 +203,7 @@ PY
         echo "-- the HTTP worker's functions, self time (% of all samples)"
         perf report -i "$PREFIX.$label.perf.data" --no-children --comm tokio-rt-worker --sort sym -g none -q \
           --stdio 2> /dev/null | sed -n 1,40p | cut -c1-160
-        echo "-- the kernel's send and receive, with what they call (% of all samples)"
+        echo "-- the kernel's send, receive, fsync and scheduling, with what they call (% of all samples)"
         perf report -i "$PREFIX.$label.perf.data" --children --sort sym -g none -q --stdio 2> /dev/null \
           | grep -E '\] (do_writev|__sys_recvfrom|do_epoll_wait|schedule|__x64_sys_futex|__x64_sys_fdatasync)$' || true
       else

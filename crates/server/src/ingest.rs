@@ -11,10 +11,9 @@
 //! and goes on with the next group, and one fsync answers every group
 //! committed before it started. Answers go to a task of the async runtime
 //! in one message per fsync ([`Replier`]), not request by request. When the
-//! queue is full `submit` fails at
-//! once with `Overloaded` (the route answers `503` + `Retry-After`): memory
-//! stays bounded by the queue's capacity, and by [`SYNC_QUEUE`] groups
-//! waiting for their fsync.
+//! queue is full `submit` fails at once with `Overloaded` (the route
+//! answers `503` + `Retry-After`): memory stays bounded by the queue's
+//! capacity, and by [`SYNC_QUEUE`] groups waiting for their fsync.
 //!
 //! The tracker is touched only by the writer thread, in the order requests
 //! were queued; if a transaction fails, its writes are rolled back and the
