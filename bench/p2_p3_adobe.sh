@@ -7,6 +7,8 @@
 #   CONNECTIONS=N in the environment runs P2's wrk with N connections
 #   instead of 64, and skips P3 (defined at 64): a diagnostic of how much of
 #   P2 is bound by 64 requests in flight, each waiting for its fsync.
+#   P2_BIN=PATH runs another Playhead binary (one built before a change, or
+#   a diagnostic build) and P3=skip skips P3.
 #
 # P2, peak events/s: each round starts a fresh `playhead serve` (release,
 # zero-config, fsync always) pinned to CPU 0, opens SESSIONS Adobe sessions
@@ -35,12 +37,14 @@ SESSIONS=${3:-20000}
 CONNECTIONS=${CONNECTIONS:-64}
 ARGS="$ROUNDS $SECS $SESSIONS"
 [[ $CONNECTIONS == 64 ]] || ARGS="$ARGS (CONNECTIONS=$CONNECTIONS)"
+[[ -z ${P2_BIN:-} ]] || ARGS="$ARGS (P2_BIN=$P2_BIN)"
+[[ ${PLAYHEAD_FSYNC:-always} == always ]] || ARGS="$ARGS (PLAYHEAD_FSYNC=$PLAYHEAD_FSYNC)"
 OUT=bench/out
 mkdir -p "$OUT"
 command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
 ensure_cmd wrk wrk
 cargo build --release -q -p playhead -p playhead-bench -p playhead-bench-bare
-BIN=target/release/playhead
+BIN=${P2_BIN:-target/release/playhead}
 BARE=target/release/bare-handler
 OPEN=target/release/open-sessions
 PACED=target/release/paced
@@ -124,7 +128,7 @@ echo "P2: Playhead $m_ph, bare $m_bare, ratio $p2_ratio; P3 rate $RATE/s" >&2
 # ---- P3
 p3_rows=(); ph_p99=(); bare_p99=(); ph_cp99=(); bare_cp99=()
 P3_ROUNDS=$ROUNDS
-[[ $CONNECTIONS == 64 ]] || P3_ROUNDS=0
+[[ $CONNECTIONS == 64 && ${P3:-} != skip ]] || P3_ROUNDS=0
 for r in $(seq "$P3_ROUNDS"); do
   start_playhead
   run_paced "$OUT/p3-playhead-round$r-$STAMP.txt"
@@ -141,7 +145,7 @@ for r in $(seq "$P3_ROUNDS"); do
 done
 p3_table() {
   if [[ $P3_ROUNDS == 0 ]]; then
-    echo "P3 not run: it is defined at 64 connections."
+    if [[ $CONNECTIONS == 64 ]]; then echo "P3 not run (P3=skip)."; else echo "P3 not run: it is defined at 64 connections."; fi
     return
   fi
   m_ph99=$(printf '%s\n' "${ph_p99[@]}" | median)

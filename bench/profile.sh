@@ -6,7 +6,7 @@
 # on a timer: where the time goes, the kernel's share included); memory
 # profiles are valgrind's massif.
 #
-# Usage: [PROFILE_BIN=path] bench/profile.sh p1|p2|p2-threads|p2-perf|p3|p4|p5 [SECONDS]
+# Usage: [PROFILE_BIN=path] bench/profile.sh p1|p2|p2-threads|p2-perf|p2-idle|p3|p4|p5 [SECONDS]
 #   PROFILE_BIN: another build of playhead to profile (default: this tree's).
 #   p1: `playhead serve` under callgrind (one file per thread), 4,000 pixel
 #       sessions watching, then SECONDS (default 20) of wrk with
@@ -20,6 +20,10 @@
 #   p2-perf: the same load under `perf record -e cpu-clock` (sampling on
 #       a timer: this VM has no hardware counters): each thread's share,
 #       the HTTP worker's functions, the kernel's send, receive, fsync and scheduling.
+#   p2-idle: the same load with `perf record -e sched:sched_switch` on the
+#       server's core (needs tracefs): how long the core sat idle, and which
+#       thread ran when it woke (bench/sched_idle.py), for Playhead and then
+#       the bare handler.
 #   p3: a normal (not instrumented) Playhead at 5,000 Adobe events/s from
 #       `paced` for SECONDS: `perf trace` of the writer thread's fsync and
 #       write calls (when tracefs is mounted), and the server's own commit
@@ -33,7 +37,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-WHAT=${1:?usage: bench/profile.sh p1|p2|p2-threads|p2-perf|p3|p4|p5 [SECONDS]}
+WHAT=${1:?usage: bench/profile.sh p1|p2|p2-threads|p2-perf|p2-idle|p3|p4|p5 [SECONDS]}
 SECS=${2:-20}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -168,14 +172,19 @@ for name in ("commit_seconds", "commit_group_size"):
         print(f"  le {k}: {d[k] / max(n, 1) * 100:.1f} %")
 PY
     ;;
-  p2-threads | p2-perf)
+  p2-threads | p2-perf | p2-idle)
     # p2-threads: where the server's time goes at P2's peak, per thread (no
     # tool attached): user and system time and context switches of each
     # thread over SECONDS of wrk, per request. p2-perf: `perf record -e
     # cpu-clock` (timer sampling, which works where hardware counters do
     # not) over the same load, by thread and by function. Both run Playhead
     # (20,000 sessions), then the bare handler under the same load.
-    [[ $WHAT == p2-perf ]] && ensure_cmd perf linux-perf
+    [[ $WHAT == p2-threads ]] || ensure_cmd perf linux-perf
+    if [[ $WHAT == p2-idle ]] && ! perf record -q -e sched:sched_switch -o /dev/null -- true > /dev/null 2>&1; then
+      echo "perf cannot record sched:sched_switch here: tracefs must be mounted" \
+        "(mount -t tracefs nodev /sys/kernel/tracing) and tracepoints readable" >&2
+      exit 1
+    fi
     new_tmp
     start_server "$TMP_DIR/data"
     taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
@@ -189,6 +198,9 @@ PY
       if [[ $WHAT == p2-perf ]]; then
         taskset -c 1 perf record -q -e cpu-clock -F 2000 -g -p "$SERVER" -o "$PREFIX.$label.perf.data" \
           -- sleep "$SECS" 2> /dev/null
+      elif [[ $WHAT == p2-idle ]]; then
+        taskset -c 1 perf record -q -e sched:sched_switch -C 0 -o "$PREFIX.$label.perf.data" \
+          -- sleep "$SECS" 2> /dev/null
       else
         thread_stats > "$before"
         sleep "$SECS"
@@ -198,7 +210,9 @@ PY
       local rate
       rate=$(awk '/^Requests\/sec/ {print $2}' "$PREFIX.$label.wrk.txt")
       echo "== $label: $rate requests/s (wrk over $((SECS + 4)) s)"
-      if [[ $WHAT == p2-perf ]]; then
+      if [[ $WHAT == p2-idle ]]; then
+        perf script -i "$PREFIX.$label.perf.data" -F time,event,trace 2> /dev/null | python3 bench/sched_idle.py
+      elif [[ $WHAT == p2-perf ]]; then
         perf report -i "$PREFIX.$label.perf.data" --no-children --sort comm,dso -g none -q --stdio 2> /dev/null | sed -n 1,12p
         echo "-- the HTTP worker's functions, self time (% of all samples)"
         perf report -i "$PREFIX.$label.perf.data" --no-children --comm tokio-rt-worker --sort sym -g none -q \
