@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where the server's time goes at a paced Adobe load (P3's conditions):
 # each thread's CPU seconds over the run (from /proc), the latency `paced`
-# measured, and the change of the commit and fsync histograms of /metrics.
+# measured, and the change of the commit, group-size and fsync histograms
+# of /metrics.
 #
 # Usage: bench/p3_threads.sh [RATE] [SECONDS] [SESSIONS] [BINARY]
 #   defaults: 7000 events/s for 15 s (after 3 s of warm-up) over 20,000
@@ -34,7 +35,7 @@ else
   taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
     --count "$SESSIONS" --sids-out "$dir/sids.txt" > /dev/null 2>&1
   histograms() {
-    curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^playhead_(fsync|commit)_seconds_(bucket|sum|count)'
+    curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^playhead_(fsync_seconds|commit_seconds|commit_group_size)_(bucket|sum|count)'
   }
 fi
 # Per thread name: user and system ticks, voluntary and involuntary context switches.
