@@ -24,10 +24,12 @@
 #       server's core (needs tracefs): how long the core sat idle, and which
 #       thread ran when it woke (bench/sched_idle.py), for Playhead and then
 #       the bare handler.
-#   p3: a normal (not instrumented) Playhead at 5,000 Adobe events/s from
-#       `paced` for SECONDS: `perf trace` of the writer thread's fsync and
-#       write calls (when tracefs is mounted), and the server's own commit
-#       histograms from /metrics.
+#   p3: a normal (not instrumented) Playhead at RATE Adobe events/s
+#       (default 5,000; P3's rate is half of P2's peak) from `paced` for
+#       SECONDS: `perf trace` of every thread's fsync and fdatasync calls,
+#       with their durations, and a count of the writer's writes (when
+#       tracefs is mounted), and the server's own commit histograms from
+#       /metrics.
 #   p4: `playhead serve` under massif while `open-sessions` opens 20,000
 #       Adobe sessions: the heap at its peak, by allocation site.
 #   p5: `playhead serve` under callgrind answering the overview and the
@@ -112,11 +114,13 @@ case $WHAT in
     # tracefs (mount -t tracefs nodev /sys/kernel/tracing).
     # Tracing every pwrite64 slows the writer (hundreds of thousands of
     # calls), so those are only counted (perf stat on the tracepoint) and
-    # only fsync/fdatasync are traced with their durations.
+    # only fsync/fdatasync are traced with their durations, in every thread
+    # (the fsync thread's make commits durable; the checkpoint's, pages
+    # copied into the database).
     TRACE=""
     COUNT=""
     if perf trace -e fdatasync -- true > /dev/null 2>&1; then
-      start_bg perf trace -t "$writer" -e fdatasync,fsync -o "$PREFIX.trace.txt"
+      start_bg perf trace -p "$SERVER" -e fdatasync,fsync -o "$PREFIX.trace.txt"
       TRACE=$BG_PID
       start_bg perf stat -t "$writer" -e syscalls:sys_enter_pwrite64,syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync \
         -o "$PREFIX.syscall-counts.txt"
@@ -126,7 +130,7 @@ case $WHAT in
       echo "perf trace does not work here (tracefs not mounted?): commit histograms only" >&2
     fi
     taskset -c 1 target/release/paced --target "127.0.0.1:$PORT" --sids "$TMP_DIR/sids.txt" \
-      --rate 5000 --duration "$SECS" --warmup 1 | tee "$PREFIX.paced.txt"
+      --rate "${RATE:-5000}" --duration "$SECS" --warmup 1 | tee "$PREFIX.paced.txt"
     if [[ -n $TRACE ]]; then
       kill -INT "$TRACE" "$COUNT"
       sleep 1
@@ -142,14 +146,14 @@ prefix = sys.argv[1]
 try:
     calls = {}
     for line in open(prefix + ".trace.txt"):
-        m = re.search(r"\(\s*([0-9.]+) ms\): (?:\S+/\d+ )?(\w+)\(", line)
+        m = re.search(r"\(\s*([0-9.]+) ms\): (?:(\S+)/\d+ )?(\w+)\(", line)
         if m:
-            calls.setdefault(m.group(2), []).append(float(m.group(1)))
-    print("== writer thread syscalls (perf trace)")
+            calls.setdefault(f"{m.group(2) or '?'} {m.group(3)}", []).append(float(m.group(1)))
+    print("== fsync and fdatasync calls by thread (perf trace)")
     for name, v in sorted(calls.items()):
         v.sort()
         q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
-        print(f"{name:10} calls {len(v):7d} total {sum(v) / 1000:8.3f} s  p50 {q(0.5):.3f} ms  p99 {q(0.99):.3f} ms  max {v[-1]:.3f} ms")
+        print(f"{name:26} calls {len(v):7d} total {sum(v) / 1000:8.3f} s  p50 {q(0.5):.3f} ms  p90 {q(0.9):.3f} ms  p99 {q(0.99):.3f} ms  max {v[-1]:.3f} ms")
 except FileNotFoundError:
     pass
 def hist(path, name):
