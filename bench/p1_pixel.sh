@@ -9,6 +9,14 @@
 #   when a round starts are 6 x the requests/s of a 5-s warm-up round of the
 #   same server (not counted), so every session's checks come about 6 s
 #   apart, as a real player's every 5 s of playing do, on both servers.
+#   P1_WARM=S (default 10): before each measured run, the same server gets
+#   S seconds of the same audience (same seed, so the same viewers and
+#   videos), not counted. Its sessions are then open when the measured run
+#   starts, as on a server that has been running: most beacons are checks
+#   of known sessions. P1_WARM=0 measures a fresh server instead, whose
+#   first beacon of each audience session opens a session (how the passes
+#   before the eleventh measured P1). With P1_WARM, the auto audience comes
+#   from a warmed server's rate too.
 # Each round runs, one after the other, on CPU 0 (taskset):
 #   - `playhead serve` zero-config (fresh data dir, embedded store, fsync
 #     always): it validates, sessionizes and durably stores every beacon;
@@ -28,6 +36,8 @@ ROUNDS=${1:-5}
 SECS=${2:-20}
 AUDIENCE=${3:-auto}
 ARGS="$ROUNDS $SECS $AUDIENCE"
+WARM=${P1_WARM:-10}
+[[ $WARM == 10 ]] || ARGS="$ARGS (P1_WARM=$WARM)"
 CONNECTIONS=64
 OUT=bench/out
 mkdir -p "$OUT"
@@ -97,18 +107,37 @@ run_wrk() {
   MIX=$(grep '^beacons:' "$raw" || true)
 }
 
+# Serve $1 sessions for $WARM s (not counted), so that they are known to
+# the server when the measured run, with the same audience, starts.
+warm_up() {
+  [[ $WARM == 0 ]] && return
+  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${WARM}s" -s bench/pixel_check.lua \
+    "http://127.0.0.1:$PORT" -- "$1" > /dev/null
+}
+
 # The audience each server gets: 6 x its warm-up rate (auto), so that both
-# see the realistic mix (mostly checks), or the number given.
+# see the realistic mix (mostly checks), or the number given. With warm-up
+# runs, the rate is a warmed server's: a first estimate from a fresh one,
+# then the rate with an audience of 6 x that estimate, after warming.
 audience_for() { awk -v r="$1" 'BEGIN {a = int(6 * r); print (a < 1000 ? 1000 : a)}'; }
+auto_audience() { # $1 = label; the server is running; prints the audience
+  run_wrk "$OUT/p1-warmup-$1-$STAMP.txt" 5 10000
+  local audience
+  audience=$(audience_for "$RPS")
+  if [[ $WARM != 0 ]]; then
+    warm_up "$audience"
+    run_wrk "$OUT/p1-warmup-$1-$STAMP.txt" 5 "$audience"
+    audience=$(audience_for "$RPS")
+  fi
+  echo "$audience"
+}
 if [[ $AUDIENCE == auto ]]; then
   start_playhead
-  run_wrk "$OUT/p1-warmup-playhead-$STAMP.txt" 5 10000
+  AUD_PH=$(auto_audience playhead)
   stop_bg "$SERVER"
-  AUD_PH=$(audience_for "$RPS")
   start_nginx
-  run_wrk "$OUT/p1-warmup-nginx-$STAMP.txt" 5 10000
+  AUD_NG=$(auto_audience nginx)
   stop_bg "$SERVER"
-  AUD_NG=$(audience_for "$RPS")
   echo "warm-up: audiences of $AUD_PH (Playhead) and $AUD_NG (nginx) sessions" >&2
   AUD_NOTE="6 x each one's warm-up rate, so both get the realistic mix"
 else
@@ -120,15 +149,20 @@ fi
 rows=(); ph=(); ng=(); ph_cpu=(); ng_cpu=()
 for r in $(seq "$ROUNDS"); do
   start_playhead
+  warm_up "$AUD_PH"
   run_wrk "$OUT/p1-playhead-round$r-$STAMP.txt" "$SECS" "$AUD_PH"
   stop_bg "$SERVER"
   ph+=("$RPS"); ph_cpu+=("$PER_CPU"); MIX_PH=$MIX
   line="| $r | $RPS | $CPU % | $PER_CPU | $P50 | $P99 | $NON2XX, $SOCKET_ERRORS"
   echo "round $r: playhead $RPS requests/s at $CPU % CPU, non-2xx $NON2XX, socket errors $SOCKET_ERRORS" >&2
   start_nginx
+  warm_up "$AUD_NG"
+  # The warm-up's lines, once its buffer is flushed (flush=1s), are not counted.
+  [[ $WARM == 0 ]] || sleep 1.5
+  logged0=$(wc -l < "$NGINX_DIR/access.log")
   run_wrk "$OUT/p1-nginx-round$r-$STAMP.txt" "$SECS" "$AUD_NG"
   stop_bg "$SERVER"
-  logged=$(wc -l < "$NGINX_DIR/access.log")
+  logged=$(($(wc -l < "$NGINX_DIR/access.log") - logged0))
   ng+=("$RPS"); ng_cpu+=("$PER_CPU")
   rows+=("$line | $RPS | $CPU % | $PER_CPU | $P50 | $P99 | $NON2XX, $SOCKET_ERRORS | $logged |")
   echo "round $r: nginx $RPS requests/s at $CPU % CPU, non-2xx $NON2XX, socket errors $SOCKET_ERRORS, $logged lines logged" >&2
@@ -149,7 +183,7 @@ ratio_cpu=$(awk -v a="$m_phc" -v b="$m_ngc" 'BEGIN {printf "%.3f", a/b}')
   echo
   echo "Server CPU is the server's user + system time over the run's wall time (100 % = its one core). Below about 95 %, the server was not the bottleneck (the generator or waiting was), and its requests/s is a lower bound of what it can do."
   echo
-  echo "Server on CPU 0 (Playhead zero-config, fresh data dir, fsync always; nginx $("$NGINX" -v 2>&1 | cut -d/ -f2), 1 worker, empty_gif, access_log combined buffer=64k flush=1s), wrk -t1 -c$CONNECTIONS keep-alive with bench/pixel_check.lua on CPU 1, sessions watching at the start of each round: $AUD_PH for Playhead, $AUD_NG for nginx ($AUD_NOTE)."
+  echo "Server on CPU 0 (Playhead zero-config, fresh data dir, fsync always; nginx $("$NGINX" -v 2>&1 | cut -d/ -f2), 1 worker, empty_gif, access_log combined buffer=64k flush=1s), wrk -t1 -c$CONNECTIONS keep-alive with bench/pixel_check.lua on CPU 1, sessions watching at the start of each round: $AUD_PH for Playhead, $AUD_NG for nginx ($AUD_NOTE); $(if [[ $WARM == 0 ]]; then echo "each round on a fresh server (P1_WARM=0: the first beacon of each of those sessions opens it)"; else echo "each server first served the same audience for $WARM s, not counted"; fi)."
   echo "Last round's mix: Playhead ${MIX_PH:-not reported}; nginx ${MIX:-not reported}"
   echo
   echo "Command: \`bench/p1_pixel.sh $ARGS\`; $(machine_line); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
