@@ -8,8 +8,12 @@
 # For measuring one change: build the binary before and after it, then
 #   bench/ab.sh pixel|adobe OLD_BIN NEW_BIN [ROUNDS] [SECONDS] [AUDIENCE]
 # (defaults 5 rounds of 15 s; the audience is the number of sessions already
-# watching, default 60000 pixel viewers or 20000 Adobe sessions, which
+# watching, default 180000 pixel viewers or 20000 Adobe sessions, which
 # `open-sessions` opens before each Adobe round).
+# Pixel rounds first serve the same audience for P1_WARM seconds (default
+# 10, not counted), as bench/p1_pixel.sh does, so that the measured beacons
+# go to known sessions; P1_WARM=0 measures fresh servers (the pixel A/Bs
+# before the eleventh pass, with 60000 viewers).
 # CONNECTIONS=N in the environment sets wrk's keep-alive connections
 # (default 64, as P1 and P2 run).
 # Prints requests/s and server CPU per round, the medians and new/old.
@@ -24,7 +28,7 @@ ROUNDS=${4:-5}
 SECS=${5:-15}
 CONNECTIONS=${CONNECTIONS:-64}
 case $MIX in
-  pixel) AUDIENCE=${6:-60000} ;;
+  pixel) AUDIENCE=${6:-180000} ;;
   adobe) AUDIENCE=${6:-20000} ;;
   native) AUDIENCE=${6:-4000} ;;
   *) echo "unknown mix '$MIX': pixel, adobe or native" >&2; exit 2 ;;
@@ -45,6 +49,10 @@ round() {
     script=bench/adobe_events.lua arg=$TMP_DIR/sids.txt
     taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
       --count "$AUDIENCE" --sids-out "$arg" >&2
+  fi
+  if [[ $MIX == pixel && ${P1_WARM:-10} != 0 ]]; then
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${P1_WARM:-10}s" -s "$script" \
+      "http://127.0.0.1:$PORT" -- "$arg" > /dev/null
   fi
   c0=$(cpu_ticks "$SERVER"); t0=$(date +%s.%N)
   if [[ $MIX == native ]]; then

@@ -6,11 +6,16 @@
 # on a timer: where the time goes, the kernel's share included); memory
 # profiles are valgrind's massif.
 #
-# Usage: [PROFILE_BIN=path] bench/profile.sh p1|p2|p2-threads|p2-perf|p2-idle|p3|p4|p5 [SECONDS]
+# Usage: [PROFILE_BIN=path] bench/profile.sh p1|p1-perf|p2|p2-threads|p2-perf|p2-idle|p3|p4|p5 [SECONDS]
 #   PROFILE_BIN: another build of playhead to profile (default: this tree's).
 #   p1: `playhead serve` under callgrind (one file per thread), 4,000 pixel
 #       sessions watching, then SECONDS (default 20) of wrk with
 #       bench/pixel_check.lua; counters are zeroed after the set-up.
+#   p1-perf: a normal Playhead at P1's load as bench/p1_pixel.sh runs it
+#       (an audience of AUDIENCE sessions, default 150,000, served for 10 s
+#       first, not recorded), under `perf record -e cpu-clock` with DWARF
+#       call graphs for SECONDS: each thread's share, and what the writer
+#       spends its time in (inclusive).
 #   p2: the same with 2,000 Adobe sessions and bench/adobe_events.lua, then
 #       the bare handler under callgrind with the same wrk load (its
 #       instructions per request are the stack's floor).
@@ -39,7 +44,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-WHAT=${1:?usage: bench/profile.sh p1|p2|p2-threads|p2-perf|p2-idle|p3|p4|p5 [SECONDS]}
+WHAT=${1:?usage: bench/profile.sh p1|p1-perf|p2|p2-threads|p2-perf|p2-idle|p3|p4|p5 [SECONDS]}
 SECS=${2:-20}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -175,6 +180,29 @@ for name in ("commit_seconds", "commit_group_size"):
     for k in sorted((k for k in d if k not in ("sum", "count")), key=lambda k: float(k)):
         print(f"  le {k}: {d[k] / max(n, 1) * 100:.1f} %")
 PY
+    ;;
+  p1-perf)
+    ensure_cmd perf linux-perf
+    new_tmp
+    start_server "$TMP_DIR/data"
+    audience=${AUDIENCE:-150000}
+    taskset -c 1 wrk -t1 -c64 -d10s -s bench/pixel_check.lua "http://127.0.0.1:$PORT" -- "$audience" > /dev/null
+    taskset -c 1 wrk -t1 -c64 -d"$((SECS + 3))s" -s bench/pixel_check.lua "http://127.0.0.1:$PORT" \
+      -- "$audience" > "$PREFIX.wrk.txt" &
+    wrk_pid=$!
+    sleep 1
+    # DWARF call graphs: the release build keeps no frame pointers.
+    taskset -c 1 perf record -q -e cpu-clock -F 500 --call-graph dwarf,16384 -p "$SERVER" \
+      -o "$PREFIX.perf.data" -- sleep "$SECS" 2> /dev/null
+    wait "$wrk_pid"
+    stop_bg "$SERVER"
+    grep -E "^Requests/sec|^beacons" "$PREFIX.wrk.txt"
+    {
+      perf report -i "$PREFIX.perf.data" --no-children --sort comm,dso -g none -q --stdio 2> /dev/null | sed -n 1,12p
+      echo "-- the writer, inclusive (% of all samples)"
+      perf report -i "$PREFIX.perf.data" --children --comm playhead-writer --sort sym -g none -q --stdio 2> /dev/null \
+        | grep -E '\] (playhead|<playhead|hashbrown|sqlite3_step|rusqlite)' | sed -n 1,40p | cut -c1-160
+    } | tee "$PREFIX.txt"
     ;;
   p2-threads | p2-perf | p2-idle)
     # p2-threads: where the server's time goes at P2's peak, per thread (no

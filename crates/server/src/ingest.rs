@@ -45,6 +45,11 @@ const IN_REQUEST_ORDER_MASK: u64 = (1 << IN_REQUEST_ORDER_BITS) - 1;
 const EXPIRY_EVERY: Duration = Duration::from_secs(1);
 /// Most closed sessions folded into the rollups a second.
 const FOLD_BATCH: usize = 5_000;
+/// How often the pixel groups of closed sessions are forgotten. It scans
+/// every group, so once a second it was 3 % of the server's time at P1's
+/// load (180,000 groups); a group whose session closed is only looked up
+/// and passed over until then (`Writer::resolve` checks that it is open).
+const GROUPS_RETAIN_EVERY: Duration = Duration::from_secs(60);
 /// Committed groups that may wait for the fsync thread before the writer
 /// waits too (and the ingest queue, then `503`, takes the back-pressure).
 pub const SYNC_QUEUE: usize = 8;
@@ -301,6 +306,7 @@ impl Pipeline {
             open: None,
             tracker,
             groups,
+            groups_retained: Instant::now(),
             pending: SessionMap::default(),
             stale_pushed: stale.len() as u64,
             stale,
@@ -493,6 +499,8 @@ struct Writer {
     tracker: Tracker,
     /// The latest session of each pixel group.
     groups: PixelGroups,
+    /// When the groups of closed sessions were last forgotten.
+    groups_retained: Instant,
     /// Session rows to write at the end of the transaction: each touched
     /// session's row is written once per group commit, not once per request.
     pending: SessionMap<SessionSummary>,
@@ -813,8 +821,8 @@ impl Writer {
     ) -> Result<usize, StoreError> {
         let now = self.clock.now_ms();
         for (sub, outcome) in ingests.iter_mut() {
-            let (key, requirement) = self.resolve(&sub.batch, &sub.session, now)?;
-            *outcome = Some(self.apply_one(&key, &mut sub.batch, requirement, now)?);
+            let (key, requirement, minted) = self.resolve(&sub.batch, &sub.session, now)?;
+            *outcome = Some(self.apply_one(&key, &mut sub.batch, requirement, minted, now)?);
         }
         let mut closed = 0;
         if expire {
@@ -826,7 +834,10 @@ impl Writer {
                 self.pending.insert(summary.key.clone(), summary);
                 closed += 1;
             }
-            self.groups.retain_open(&self.tracker);
+            if self.groups_retained.elapsed() >= GROUPS_RETAIN_EVERY {
+                self.groups_retained = Instant::now();
+                self.groups.retain_open(&self.tracker);
+            }
         }
         Ok(closed)
     }
@@ -840,15 +851,16 @@ impl Writer {
         self.last_arrival
     }
 
-    /// The session a submission goes to.
+    /// The session a submission goes to, and whether its id was minted here
+    /// (a new pixel session: no store can know it yet).
     fn resolve(
         &mut self,
         batch: &Batch,
         session: &SessionRef,
         now: i64,
-    ) -> Result<(SessionKey, Requirement), StoreError> {
+    ) -> Result<(SessionKey, Requirement, bool), StoreError> {
         let (group, new_view) = match session {
-            SessionRef::Given(requirement) => return Ok((batch.key.clone(), *requirement)),
+            SessionRef::Given(requirement) => return Ok((batch.key.clone(), *requirement, false)),
             SessionRef::Derived { group, new_view } => (group, *new_view),
         };
         let property = &batch.key.property;
@@ -856,13 +868,13 @@ impl Writer {
             if let Some(key) = self.groups.latest(property, group).cloned() {
                 self.close_if_due(&key, now)?;
                 if self.tracker.is_open(&key) {
-                    return Ok((key, Requirement::OpenOrCreate));
+                    return Ok((key, Requirement::OpenOrCreate, false));
                 }
             }
         }
         let key = SessionKey::new(property.clone(), uuid::Uuid::new_v4().simple().to_string());
         self.groups.set(group.clone(), key.clone(), now);
-        Ok((key, Requirement::OpenOrCreate))
+        Ok((key, Requirement::OpenOrCreate, true))
     }
 
     /// Close a session whose timeout has passed before new events reach it:
@@ -878,16 +890,22 @@ impl Writer {
     }
 
     /// Apply one batch to session `key`: its events are moved into the
-    /// session (not cloned) once the session may take them.
+    /// session (not cloned) once the session may take them. `minted`: the
+    /// key's id was just made up ([`Writer::resolve`]), so neither the
+    /// tracker nor the store has it, and the store is not asked (a query
+    /// per new pixel session, 2.3 % of the server's time at P1's load).
     fn apply_one(
         &mut self,
         key: &SessionKey,
         batch: &mut Batch,
         requirement: Requirement,
+        minted: bool,
         now: i64,
     ) -> Result<IngestOutcome, StoreError> {
         self.close_if_due(key, now)?;
-        let status = if self.tracker.is_open(key) {
+        let status = if minted {
+            SessionStatus::Unknown
+        } else if self.tracker.is_open(key) {
             SessionStatus::Open
         } else if self.pending.contains_key(key) {
             // Touched in this transaction and no longer open: it closed here.
@@ -1012,6 +1030,8 @@ mod tests {
         /// Each `sync` takes one permit, waiting for it.
         permits: Mutex<mpsc::Receiver<bool>>,
         syncs: AtomicUsize,
+        /// The writer's `session_status` calls (queries of the store).
+        status_queries: AtomicUsize,
     }
 
     struct GatedSyncer(Arc<Gate>);
@@ -1055,6 +1075,7 @@ mod tests {
             self.inner.session_events(key)
         }
         fn session_status(&mut self, key: &SessionKey) -> playhead_store::Result<SessionStatus> {
+            self.gate.status_queries.fetch_add(1, Ordering::SeqCst);
             self.inner.session_status(key)
         }
         fn put_session(&mut self, summary: &SessionSummary) -> playhead_store::Result<()> {
@@ -1125,6 +1146,7 @@ mod tests {
         let gate = Arc::new(Gate {
             permits: Mutex::new(permits),
             syncs: AtomicUsize::new(0),
+            status_queries: AtomicUsize::new(0),
         });
         let store: Arc<dyn Store> = Arc::new(GatedStore {
             inner: SqliteStore::open(dir.path(), FsyncPolicy::Always).unwrap(),
@@ -1219,6 +1241,43 @@ mod tests {
             assert_eq!(t.await.unwrap(), Ok(APPLIED));
         }
         assert_eq!(gate.syncs.load(Ordering::SeqCst), 2);
+    }
+
+    /// A new pixel session's id is made up by the writer, so the store is
+    /// not asked about it; a session id given on the wire is looked up once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_minted_session_is_not_looked_up_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pipeline, store, permit, gate) = start(&dir);
+        for _ in 0..4 {
+            permit.send(true).unwrap();
+        }
+        let derived = |new_view: bool, t: i64| {
+            let p = pipeline.clone();
+            async move {
+                let mut event = Event::new(t, t, EventKind::Play);
+                event.dedup_key = t as u64;
+                let batch = Batch {
+                    protocol: Protocol::Pixel,
+                    events: vec![event],
+                    ..play("ignored")
+                };
+                let session = SessionRef::Derived {
+                    group: "zone\u{1f}video\u{1f}viewer".into(),
+                    new_view,
+                };
+                p.submit_to(batch, session).await
+            }
+        };
+        assert_eq!(derived(true, T0).await, Ok(APPLIED));
+        assert_eq!(gate.status_queries.load(Ordering::SeqCst), 0);
+        // The group's session is open: the beacon joins it, no query either.
+        assert_eq!(derived(false, T0 + 5_000).await, Ok(APPLIED));
+        assert_eq!(gate.status_queries.load(Ordering::SeqCst), 0);
+        assert_eq!(store.open_sessions().unwrap().len(), 1);
+        // A given id may be a session the store closed: it is asked.
+        assert_eq!(submit(&pipeline, "s1").await.unwrap(), Ok(APPLIED));
+        assert_eq!(gate.status_queries.load(Ordering::SeqCst), 1);
     }
 
     /// Started outside of an async runtime (no task to hand replies to), the
