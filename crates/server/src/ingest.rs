@@ -47,8 +47,9 @@ const EXPIRY_EVERY: Duration = Duration::from_secs(1);
 const FOLD_BATCH: usize = 5_000;
 /// How often the pixel groups of closed sessions are forgotten. It scans
 /// every group, so once a second it was 3 % of the server's time at P1's
-/// load (180,000 groups); a group whose session closed is only looked up
-/// and passed over until then (`Writer::resolve` checks that it is open).
+/// load (150,000 viewers, `bench/RESULTS.md`); a group whose session closed
+/// is only looked up and passed over until then (`Writer::resolve` checks
+/// that its session is open).
 const GROUPS_RETAIN_EVERY: Duration = Duration::from_secs(60);
 /// Committed groups that may wait for the fsync thread before the writer
 /// waits too (and the ingest queue, then `503`, takes the back-pressure).
