@@ -11,7 +11,7 @@
 # watching, default 180000 pixel viewers or 20000 Adobe sessions, which
 # `open-sessions` opens before each Adobe round).
 # Pixel rounds first serve the same audience for P1_WARM seconds (default
-# 10, not counted), as bench/p1_pixel.sh does, so that the measured beacons
+# 40, not counted), as bench/p1_pixel.sh does, so that the measured beacons
 # go to known sessions; P1_WARM=0 measures fresh servers (the pixel A/Bs
 # before the eleventh pass, with 60000 viewers).
 # CONNECTIONS=N in the environment sets wrk's keep-alive connections
@@ -50,8 +50,8 @@ round() {
     taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
       --count "$AUDIENCE" --sids-out "$arg" >&2
   fi
-  if [[ $MIX == pixel && ${P1_WARM:-10} != 0 ]]; then
-    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${P1_WARM:-10}s" -s "$script" \
+  if [[ $MIX == pixel && ${P1_WARM:-40} != 0 ]]; then
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${P1_WARM:-40}s" -s "$script" \
       "http://127.0.0.1:$PORT" -- "$arg" > /dev/null
   fi
   c0=$(cpu_ticks "$SERVER"); t0=$(date +%s.%N)
