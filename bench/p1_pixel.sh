@@ -16,7 +16,7 @@
 #   of known sessions. 40 s is longer than an open session's row may lag
 #   (ROW_DEFER_MS, 30 s) plus a check's 6 s, so the measured run also pays
 #   the rewrites of those rows, as a running server does (10 s left them
-#   out: 0.467 against 0.430, bench/RESULTS.md). P1_WARM=0 measures a fresh
+#   out: 0.467 against 0.422, bench/RESULTS.md). P1_WARM=0 measures a fresh
 #   server instead, whose
 #   first beacon of each audience session opens a session (how the passes
 #   before the eleventh measured P1). With P1_WARM, the auto audience comes

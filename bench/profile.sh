@@ -12,8 +12,8 @@
 #       sessions watching, then SECONDS (default 20) of wrk with
 #       bench/pixel_check.lua; counters are zeroed after the set-up.
 #   p1-perf: a normal Playhead at P1's load as bench/p1_pixel.sh runs it
-#       (an audience of AUDIENCE sessions, default 150,000, served for 10 s
-#       first, not recorded), under `perf record -e cpu-clock` with DWARF
+#       (an audience of AUDIENCE sessions, default 150,000, served for
+#       P1_WARM seconds first, default 40, not recorded), under `perf record -e cpu-clock` with DWARF
 #       call graphs for SECONDS: each thread's share, and what the writer
 #       spends its time in (inclusive).
 #   p2: the same with 2,000 Adobe sessions and bench/adobe_events.lua, then
@@ -186,7 +186,8 @@ PY
     new_tmp
     start_server "$TMP_DIR/data"
     audience=${AUDIENCE:-150000}
-    taskset -c 1 wrk -t1 -c64 -d10s -s bench/pixel_check.lua "http://127.0.0.1:$PORT" -- "$audience" > /dev/null
+    taskset -c 1 wrk -t1 -c64 -d"${P1_WARM:-40}s" -s bench/pixel_check.lua "http://127.0.0.1:$PORT" \
+      -- "$audience" > /dev/null
     taskset -c 1 wrk -t1 -c64 -d"$((SECS + 3))s" -s bench/pixel_check.lua "http://127.0.0.1:$PORT" \
       -- "$audience" > "$PREFIX.wrk.txt" &
     wrk_pid=$!
