@@ -13,9 +13,9 @@
 #       bench/pixel_check.lua; counters are zeroed after the set-up.
 #   p1-perf: a normal Playhead at P1's load as bench/p1_pixel.sh runs it
 #       (an audience of AUDIENCE sessions, default 150,000, served for
-#       P1_WARM seconds first, default 40, not recorded), under `perf record -e cpu-clock` with DWARF
-#       call graphs for SECONDS: each thread's share, and what the writer
-#       spends its time in (inclusive).
+#       P1_WARM seconds first, default 40, not recorded), under `perf
+#       record -e cpu-clock` with DWARF call graphs for SECONDS: each
+#       thread's share, and what the writer spends its time in (inclusive).
 #   p2: the same with 2,000 Adobe sessions and bench/adobe_events.lua, then
 #       the bare handler under callgrind with the same wrk load (its
 #       instructions per request are the stack's floor).
