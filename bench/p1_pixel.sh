@@ -17,10 +17,9 @@
 #   (ROW_DEFER_MS, 30 s) plus a check's 6 s, so the measured run also pays
 #   the rewrites of those rows, as a running server does (10 s left them
 #   out: 0.467 against 0.422, bench/RESULTS.md). P1_WARM=0 measures a fresh
-#   server instead, whose
-#   first beacon of each audience session opens a session (how the passes
-#   before the eleventh measured P1). With P1_WARM, the auto audience comes
-#   from a warmed server's rate too.
+#   server instead, whose first beacon of each audience session opens a
+#   session (how the passes before the eleventh measured P1). With P1_WARM,
+#   the auto audience comes from a warmed server's rate too.
 # Each round runs, one after the other, on CPU 0 (taskset):
 #   - `playhead serve` zero-config (fresh data dir, embedded store, fsync
 #     always): it validates, sessionizes and durably stores every beacon;
