@@ -50,10 +50,7 @@ round() {
     taskset -c 1 target/release/open-sessions --target "127.0.0.1:$PORT" --protocol adobe \
       --count "$AUDIENCE" --sids-out "$arg" >&2
   fi
-  if [[ $MIX == pixel && ${P1_WARM:-40} != 0 ]]; then
-    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${P1_WARM:-40}s" -s "$script" \
-      "http://127.0.0.1:$PORT" -- "$arg" > /dev/null
-  fi
+  [[ $MIX != pixel ]] || pixel_warm_up "$AUDIENCE" "$CONNECTIONS"
   c0=$(cpu_ticks "$SERVER"); t0=$(date +%s.%N)
   if [[ $MIX == native ]]; then
     taskset -c 1 "$NEW" load --target "http://127.0.0.1:$PORT" --protocol native \

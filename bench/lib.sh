@@ -103,6 +103,20 @@ wait_port() {
   return 1
 }
 
+# P1's warm-up: serve AUDIENCE ($1) pixel sessions (bench/pixel_check.lua,
+# whose fixed seed gives the measured run that follows the same viewers and
+# videos) to the server on $PORT for P1_WARM seconds (default 40; 0: none),
+# not counted, so that the measured beacons go to sessions it already knows.
+# 40 s is longer than a session's row may lag (ROW_DEFER_MS, 30 s) plus a
+# check's 6 s, so the measured run pays the rows' rewrites at their steady
+# rate. $2: wrk's connections (default 64).
+P1_WARM=${P1_WARM:-40}
+pixel_warm_up() {
+  [[ $P1_WARM == 0 ]] && return
+  taskset -c 1 wrk -t1 -c"${2:-64}" -d"${P1_WARM}s" -s bench/pixel_check.lua \
+    "http://127.0.0.1:$PORT" -- "$1" > /dev/null
+}
+
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # Resident set size of a process, KiB.

@@ -39,8 +39,7 @@ ROUNDS=${1:-5}
 SECS=${2:-20}
 AUDIENCE=${3:-auto}
 ARGS="$ROUNDS $SECS $AUDIENCE"
-WARM=${P1_WARM:-40}
-[[ $WARM == 40 ]] || ARGS="$ARGS (P1_WARM=$WARM)"
+[[ $P1_WARM == 40 ]] || ARGS="$ARGS (P1_WARM=$P1_WARM)"
 CONNECTIONS=64
 OUT=bench/out
 mkdir -p "$OUT"
@@ -110,14 +109,6 @@ run_wrk() {
   MIX=$(grep '^beacons:' "$raw" || true)
 }
 
-# Serve $1 sessions for $WARM s (not counted), so that they are known to
-# the server when the measured run, with the same audience, starts.
-warm_up() {
-  [[ $WARM == 0 ]] && return
-  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${WARM}s" -s bench/pixel_check.lua \
-    "http://127.0.0.1:$PORT" -- "$1" > /dev/null
-}
-
 # The audience each server gets: 6 x its warm-up rate (auto), so that both
 # see the realistic mix (mostly checks), or the number given. With warm-up
 # runs, the rate is a warmed server's: a first estimate from a fresh one,
@@ -127,9 +118,9 @@ auto_audience() { # $1 = label; the server is running; prints the audience
   run_wrk "$OUT/p1-warmup-$1-$STAMP.txt" 5 10000
   local audience
   audience=$(audience_for "$RPS")
-  if [[ $WARM != 0 ]]; then
-    warm_up "$audience"
-    run_wrk "$OUT/p1-warmup-$1-$STAMP.txt" 5 "$audience"
+  if [[ $P1_WARM != 0 ]]; then
+    pixel_warm_up "$audience" "$CONNECTIONS"
+    run_wrk "$OUT/p1-warmed-$1-$STAMP.txt" 5 "$audience"
     audience=$(audience_for "$RPS")
   fi
   echo "$audience"
@@ -152,16 +143,16 @@ fi
 rows=(); ph=(); ng=(); ph_cpu=(); ng_cpu=()
 for r in $(seq "$ROUNDS"); do
   start_playhead
-  warm_up "$AUD_PH"
+  pixel_warm_up "$AUD_PH" "$CONNECTIONS"
   run_wrk "$OUT/p1-playhead-round$r-$STAMP.txt" "$SECS" "$AUD_PH"
   stop_bg "$SERVER"
   ph+=("$RPS"); ph_cpu+=("$PER_CPU"); MIX_PH=$MIX
   line="| $r | $RPS | $CPU % | $PER_CPU | $P50 | $P99 | $NON2XX, $SOCKET_ERRORS"
   echo "round $r: playhead $RPS requests/s at $CPU % CPU, non-2xx $NON2XX, socket errors $SOCKET_ERRORS" >&2
   start_nginx
-  warm_up "$AUD_NG"
+  pixel_warm_up "$AUD_NG" "$CONNECTIONS"
   # The warm-up's lines, once its buffer is flushed (flush=1s), are not counted.
-  [[ $WARM == 0 ]] || sleep 1.5
+  [[ $P1_WARM == 0 ]] || sleep 1.5
   logged0=$(wc -l < "$NGINX_DIR/access.log")
   run_wrk "$OUT/p1-nginx-round$r-$STAMP.txt" "$SECS" "$AUD_NG"
   stop_bg "$SERVER"
@@ -186,7 +177,7 @@ ratio_cpu=$(awk -v a="$m_phc" -v b="$m_ngc" 'BEGIN {printf "%.3f", a/b}')
   echo
   echo "Server CPU is the server's user + system time over the run's wall time (100 % = its one core). Below about 95 %, the server was not the bottleneck (the generator or waiting was), and its requests/s is a lower bound of what it can do."
   echo
-  echo "Server on CPU 0 (Playhead zero-config, fresh data dir, fsync always; nginx $("$NGINX" -v 2>&1 | cut -d/ -f2), 1 worker, empty_gif, access_log combined buffer=64k flush=1s), wrk -t1 -c$CONNECTIONS keep-alive with bench/pixel_check.lua on CPU 1, sessions watching at the start of each round: $AUD_PH for Playhead, $AUD_NG for nginx ($AUD_NOTE); $(if [[ $WARM == 0 ]]; then echo "each round on a fresh server (P1_WARM=0: the first beacon of each of those sessions opens it)"; else echo "each server first served the same audience for $WARM s, not counted"; fi)."
+  echo "Server on CPU 0 (Playhead zero-config, fresh data dir, fsync always; nginx $("$NGINX" -v 2>&1 | cut -d/ -f2), 1 worker, empty_gif, access_log combined buffer=64k flush=1s), wrk -t1 -c$CONNECTIONS keep-alive with bench/pixel_check.lua on CPU 1, sessions watching at the start of each round: $AUD_PH for Playhead, $AUD_NG for nginx ($AUD_NOTE); $(if [[ $P1_WARM == 0 ]]; then echo "each round on a fresh server (P1_WARM=0: the first beacon of each of those sessions opens it)"; else echo "each server first served the same audience for $P1_WARM s, not counted"; fi)."
   echo "Last round's mix: Playhead ${MIX_PH:-not reported}; nginx ${MIX:-not reported}"
   echo
   echo "Command: \`bench/p1_pixel.sh $ARGS\`; $(machine_line); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"

@@ -186,8 +186,7 @@ PY
     new_tmp
     start_server "$TMP_DIR/data"
     audience=${AUDIENCE:-150000}
-    taskset -c 1 wrk -t1 -c64 -d"${P1_WARM:-40}s" -s bench/pixel_check.lua "http://127.0.0.1:$PORT" \
-      -- "$audience" > /dev/null
+    pixel_warm_up "$audience"
     taskset -c 1 wrk -t1 -c64 -d"$((SECS + 3))s" -s bench/pixel_check.lua "http://127.0.0.1:$PORT" \
       -- "$audience" > "$PREFIX.wrk.txt" &
     wrk_pid=$!
