@@ -20,6 +20,14 @@
 #   server instead, whose first beacon of each audience session opens a
 #   session (how the passes before the eleventh measured P1). With P1_WARM,
 #   the auto audience comes from a warmed server's rate too.
+#   FLOOR=1 adds two servers to every round, after nginx, with nginx's
+#   audience and no warm-up (they keep no sessions): the bare handler
+#   (bench/bare: axum answering the GIF to a query with a beacon type, the
+#   ceiling of Playhead's stack), and `bare-handler --durable`, the same
+#   appending each query to a preallocated log and answering after its
+#   group's fdatasync: the floor of any server on this stack and disk that
+#   durably stores every beacon, as Playhead's contract says. They get their
+#   own table and ratios to nginx.
 # Each round runs, one after the other, on CPU 0 (taskset):
 #   - `playhead serve` zero-config (fresh data dir, embedded store, fsync
 #     always): it validates, sessionizes and durably stores every beacon;
@@ -40,6 +48,8 @@ SECS=${2:-20}
 AUDIENCE=${3:-auto}
 ARGS="$ROUNDS $SECS $AUDIENCE"
 [[ $P1_WARM == 40 ]] || ARGS="$ARGS (P1_WARM=$P1_WARM)"
+FLOOR=${FLOOR:-0}
+[[ $FLOOR == 0 ]] || ARGS="$ARGS (FLOOR=$FLOOR)"
 CONNECTIONS=64
 OUT=bench/out
 mkdir -p "$OUT"
@@ -47,13 +57,24 @@ command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; 
 ensure_cmd wrk wrk
 ensure_cmd nginx nginx
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release -q -p playhead
+cargo build --release -q -p playhead -p playhead-bench-bare
 BIN=target/release/playhead
+BARE=target/release/bare-handler
 STAMP=$(date +%s)
 
 start_playhead() {
   new_tmp
   serve_playhead "$BIN" "$TMP_DIR/data" "$TMP_DIR/server"
+}
+
+# The bare handler on CPU 0; any arguments go before its address
+# (`start_bare --durable DIR` for the floor). Sets PORT and SERVER.
+start_bare() {
+  new_tmp
+  PORT=$(free_port)
+  start_bg taskset -c 0 "$BARE" "$@" "127.0.0.1:$PORT" > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
+  SERVER=$BG_PID
+  wait_listening "$TMP_DIR/server.out"
 }
 
 start_nginx() {
@@ -140,7 +161,7 @@ else
   AUD_NOTE="as given"
 fi
 
-rows=(); ph=(); ng=(); ph_cpu=(); ng_cpu=()
+rows=(); ph=(); ng=(); ph_cpu=(); ng_cpu=(); floor_rows=(); bare=(); floor=(); bare_cpu=(); floor_cpu=()
 for r in $(seq "$ROUNDS"); do
   start_playhead
   pixel_warm_up "$AUD_PH" "$CONNECTIONS"
@@ -157,9 +178,23 @@ for r in $(seq "$ROUNDS"); do
   run_wrk "$OUT/p1-nginx-round$r-$STAMP.txt" "$SECS" "$AUD_NG"
   stop_bg "$SERVER"
   logged=$(($(wc -l < "$NGINX_DIR/access.log") - logged0))
-  ng+=("$RPS"); ng_cpu+=("$PER_CPU")
+  ng+=("$RPS"); ng_cpu+=("$PER_CPU"); MIX_NG=$MIX
   rows+=("$line | $RPS | $CPU % | $PER_CPU | $P50 | $P99 | $NON2XX, $SOCKET_ERRORS | $logged |")
   echo "round $r: nginx $RPS requests/s at $CPU % CPU, non-2xx $NON2XX, socket errors $SOCKET_ERRORS, $logged lines logged" >&2
+  if [[ $FLOOR != 0 ]]; then
+    start_bare
+    run_wrk "$OUT/p1-bare-round$r-$STAMP.txt" "$SECS" "$AUD_NG"
+    stop_bg "$SERVER"
+    bare+=("$RPS"); bare_cpu+=("$PER_CPU")
+    line="| $r | ${ph[-1]} | ${ng[-1]} | $RPS | $CPU % | $PER_CPU | $NON2XX, $SOCKET_ERRORS"
+    echo "round $r: bare $RPS requests/s at $CPU % CPU, non-2xx $NON2XX" >&2
+    start_bare --durable "$TMP_DIR/log"
+    run_wrk "$OUT/p1-floor-round$r-$STAMP.txt" "$SECS" "$AUD_NG"
+    stop_bg "$SERVER"
+    floor+=("$RPS"); floor_cpu+=("$PER_CPU")
+    floor_rows+=("$line | $RPS | $CPU % | $PER_CPU | $NON2XX, $SOCKET_ERRORS |")
+    echo "round $r: floor $RPS requests/s at $CPU % CPU, non-2xx $NON2XX" >&2
+  fi
 done
 m_ph=$(printf '%s\n' "${ph[@]}" | median)
 m_ng=$(printf '%s\n' "${ng[@]}" | median)
@@ -167,6 +202,24 @@ ratio=$(awk -v a="$m_ph" -v b="$m_ng" 'BEGIN {printf "%.3f", a/b}')
 m_phc=$(printf '%s\n' "${ph_cpu[@]}" | median)
 m_ngc=$(printf '%s\n' "${ng_cpu[@]}" | median)
 ratio_cpu=$(awk -v a="$m_phc" -v b="$m_ngc" 'BEGIN {printf "%.3f", a/b}')
+# The bare handler's and the floor's table, when FLOOR=1.
+floor_table() {
+  [[ $FLOOR != 0 ]] || return 0
+  local m_bare m_floor m_barec m_floorc
+  m_bare=$(printf '%s\n' "${bare[@]}" | median)
+  m_floor=$(printf '%s\n' "${floor[@]}" | median)
+  m_barec=$(printf '%s\n' "${bare_cpu[@]}" | median)
+  m_floorc=$(printf '%s\n' "${floor_cpu[@]}" | median)
+  echo "The bare handler (axum, GIF answered) and the durable floor (\`bare-handler --durable\`: each query appended to a preallocated log, answered after its group's fdatasync), in the same rounds, with nginx's audience:"
+  echo
+  echo "| round | Playhead requests/s | nginx requests/s | bare requests/s | server CPU | requests per CPU-s | non-2xx, socket errors | floor requests/s | server CPU | requests per CPU-s | non-2xx, socket errors |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${floor_rows[@]}"
+  echo "| **median** | **$m_ph** | **$m_ng** | **$m_bare** | | $m_barec | | **$m_floor** | | $m_floorc | |"
+  echo
+  echo "Bare / nginx: **$(awk -v a="$m_bare" -v b="$m_ng" 'BEGIN {printf "%.3f", a/b}')**; floor / nginx: **$(awk -v a="$m_floor" -v b="$m_ng" 'BEGIN {printf "%.3f", a/b}')** (the most a server on this stack that durably stores every beacon could reach; P1's target for Playhead is ≥ 1.5); Playhead / floor: **$(awk -v a="$m_ph" -v b="$m_floor" 'BEGIN {printf "%.3f", a/b}')**."
+  echo
+}
 {
   echo "| round | Playhead requests/s | server CPU | requests per CPU-s | p50 | p99 | non-2xx, socket errors | nginx requests/s | server CPU | requests per CPU-s | p50 | p99 | non-2xx, socket errors | nginx log lines |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -178,7 +231,8 @@ ratio_cpu=$(awk -v a="$m_phc" -v b="$m_ngc" 'BEGIN {printf "%.3f", a/b}')
   echo "Server CPU is the server's user + system time over the run's wall time (100 % = its one core). Below about 95 %, the server was not the bottleneck (the generator or waiting was), and its requests/s is a lower bound of what it can do."
   echo
   echo "Server on CPU 0 (Playhead zero-config, fresh data dir, fsync always; nginx $("$NGINX" -v 2>&1 | cut -d/ -f2), 1 worker, empty_gif, access_log combined buffer=64k flush=1s), wrk -t1 -c$CONNECTIONS keep-alive with bench/pixel_check.lua on CPU 1, sessions watching at the start of each round: $AUD_PH for Playhead, $AUD_NG for nginx ($AUD_NOTE); $(if [[ $P1_WARM == 0 ]]; then echo "each round on a fresh server (P1_WARM=0: the first beacon of each of those sessions opens it)"; else echo "each server first served the same audience for $P1_WARM s, not counted"; fi)."
-  echo "Last round's mix: Playhead ${MIX_PH:-not reported}; nginx ${MIX:-not reported}"
+  echo "Last round's mix: Playhead ${MIX_PH:-not reported}; nginx ${MIX_NG:-not reported}"
   echo
+  floor_table
   echo "Command: \`bench/p1_pixel.sh $ARGS\`; $(machine_line); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 } | tee "$OUT/p1.md"

@@ -9,6 +9,12 @@
 #   P2 is bound by 64 requests in flight, each waiting for its fsync.
 #   P2_BIN=PATH runs another Playhead binary (one built before a change, or
 #   a diagnostic build) and P3=skip skips P3.
+#   FLOOR=1 adds a third server to every round of P2 and P3, after the bare
+#   handler: `bare-handler --durable`, the same handler appending each body
+#   to a preallocated log and answering after its group's fdatasync, the
+#   floor of any server that keeps Playhead's durability contract on this
+#   stack and disk. It gets its own table and ratios (floor / bare, and
+#   Playhead / floor).
 #
 # P2, peak events/s: each round starts a fresh `playhead serve` (release,
 # zero-config, fsync always) pinned to CPU 0, opens SESSIONS Adobe sessions
@@ -39,6 +45,8 @@ ARGS="$ROUNDS $SECS $SESSIONS"
 [[ $CONNECTIONS == 64 ]] || ARGS="$ARGS (CONNECTIONS=$CONNECTIONS)"
 [[ -z ${P2_BIN:-} ]] || ARGS="$ARGS (P2_BIN=$P2_BIN)"
 [[ ${PLAYHEAD_FSYNC:-always} == always ]] || ARGS="$ARGS (PLAYHEAD_FSYNC=$PLAYHEAD_FSYNC)"
+FLOOR=${FLOOR:-0}
+[[ $FLOOR == 0 ]] || ARGS="$ARGS (FLOOR=$FLOOR)"
 OUT=bench/out
 mkdir -p "$OUT"
 command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
@@ -63,10 +71,12 @@ start_playhead() {
   cp "$SIDS" "$OUT/p2p3-sids.txt"
 }
 
+# Start the bare handler on CPU 0; any arguments go before its address
+# (`start_bare --durable DIR` for the floor). Sets PORT and SERVER.
 start_bare() {
   new_tmp
   PORT=$(free_port)
-  start_bg taskset -c 0 "$BARE" "127.0.0.1:$PORT" > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
+  start_bg taskset -c 0 "$BARE" "$@" "127.0.0.1:$PORT" > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
   SERVER=$BG_PID
   wait_listening "$TMP_DIR/server.out"
 }
@@ -105,7 +115,7 @@ run_paced() {
 }
 
 # ---- P2
-p2_rows=(); ph_rps=(); bare_rps=()
+p2_rows=(); ph_rps=(); bare_rps=(); floor_rows=(); floor_rps=(); floor_p3_rows=(); floor_p99=(); floor_cp99=()
 for r in $(seq "$ROUNDS"); do
   start_playhead
   run_wrk "$OUT/p2-playhead-round$r-$STAMP.txt"
@@ -118,6 +128,14 @@ for r in $(seq "$ROUNDS"); do
   bare_rps+=("$RPS")
   p2_rows+=("| $r | $ph_line | $RPS | $CPU % | $P50 | $P99 | $NON2XX |")
   echo "P2 round $r: bare $RPS events/s at $CPU % CPU (non-2xx $NON2XX)" >&2
+  if [[ $FLOOR != 0 ]]; then
+    start_bare --durable "$TMP_DIR/log"
+    run_wrk "$OUT/p2-floor-round$r-$STAMP.txt"
+    stop_bg "$SERVER"
+    floor_rps+=("$RPS")
+    floor_rows+=("| $r | ${ph_rps[-1]} | ${bare_rps[-1]} | $RPS | $CPU % | $P50 | $P99 | $NON2XX |")
+    echo "P2 round $r: floor $RPS events/s at $CPU % CPU (non-2xx $NON2XX)" >&2
+  fi
 done
 m_ph=$(printf '%s\n' "${ph_rps[@]}" | median)
 m_bare=$(printf '%s\n' "${bare_rps[@]}" | median)
@@ -142,6 +160,14 @@ for r in $(seq "$P3_ROUNDS"); do
   bare_p99+=("$P_p99_us"); bare_cp99+=("$P_cp99_us")
   p3_rows+=("| $r | $ph_line | $P_achieved | $CPU % | $P_p50_us | $P_p99_us | $P_cp99_us | $P_other |")
   echo "P3 round $r: bare p99 $P_p99_us us (corrected $P_cp99_us us), achieved $P_achieved/s" >&2
+  if [[ $FLOOR != 0 ]]; then
+    start_bare --durable "$TMP_DIR/log"
+    run_paced "$OUT/p3-floor-round$r-$STAMP.txt"
+    stop_bg "$SERVER"
+    floor_p99+=("$P_p99_us"); floor_cp99+=("$P_cp99_us")
+    floor_p3_rows+=("| $r | ${ph_p99[-1]} | ${bare_p99[-1]} | $P_achieved | $CPU % | $P_p50_us | $P_p99_us | $P_cp99_us | $P_other |")
+    echo "P3 round $r: floor p99 $P_p99_us us (corrected $P_cp99_us us), achieved $P_achieved/s" >&2
+  fi
 done
 p3_table() {
   if [[ $P3_ROUNDS == 0 ]]; then
@@ -164,6 +190,35 @@ p3_table() {
   echo "P3 ratio (Playhead p99 / bare p99): **$p3_ratio** (service), **$p3c_ratio** (corrected) (target ≤ 2)"
 }
 
+# The floor's table, when FLOOR=1.
+floor_table() {
+  [[ $FLOOR != 0 ]] || return 0
+  local m_floor fb pf
+  m_floor=$(printf '%s\n' "${floor_rps[@]}" | median)
+  fb=$(awk -v a="$m_floor" -v b="$m_bare" 'BEGIN {printf "%.3f", a/b}')
+  pf=$(awk -v a="$m_ph" -v b="$m_floor" 'BEGIN {printf "%.3f", a/b}')
+  echo "### The durable floor: \`bare-handler --durable\` (the bare handler, each body appended to a preallocated log, answered after its group's fdatasync), in the same rounds"
+  echo
+  echo "| round | Playhead events/s | bare events/s | floor events/s | server CPU | p50 | p99 | non-2xx |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${floor_rows[@]}"
+  echo "| **median** | **$m_ph** | **$m_bare** | **$m_floor** | | | | |"
+  echo
+  echo "Floor / bare: **$fb** (the most any server keeping the durability contract could reach of P2's target, which is 0.7); Playhead / floor: **$pf**."
+  if [[ $P3_ROUNDS != 0 ]]; then
+    local m_f99 m_fc99
+    m_f99=$(printf '%s\n' "${floor_p99[@]}" | median)
+    m_fc99=$(printf '%s\n' "${floor_cp99[@]}" | median)
+    echo
+    echo "| round | Playhead p99 µs | bare p99 µs | floor achieved/s | server CPU | p50 µs | p99 µs | corrected p99 µs | non-2xx |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${floor_p3_rows[@]}"
+    echo "| **median p99** | **$m_ph99** | **$m_bare99** | | | | **$m_f99** | **$m_fc99** | |"
+    echo
+    echo "Floor p99 / bare p99 at $RATE/s: **$(awk -v a="$m_f99" -v b="$m_bare99" 'BEGIN {printf "%.1f", a/b}')** (service), **$(awk -v a="$m_fc99" -v b="$m_barec99" 'BEGIN {printf "%.1f", a/b}')** (corrected) (P3's target for Playhead is ≤ 2)."
+  fi
+}
+
 {
   echo "### P2: Adobe events/s, peak (wrk -t1 -c$CONNECTIONS, bench/adobe_events.lua, $SESSIONS sessions)"
   echo
@@ -175,6 +230,8 @@ p3_table() {
   echo "P2 ratio (Playhead / bare): **$p2_ratio** (target ≥ 0.7). Server CPU is user + system time over wall time (100 % = its one core); below about 95 % the server was not the bottleneck, and its rate is a lower bound."
   echo
   p3_table
+  echo
+  floor_table
   echo
   echo "Command: \`bench/p2_p3_adobe.sh $ARGS\`; $(machine_line); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 } | tee "$OUT/p2_p3.md"
