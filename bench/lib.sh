@@ -92,6 +92,17 @@ serve_playhead() {
   wait_listening "$log.out" 60
 }
 
+# Start bench/bare's `bare-handler` ($BARE, set by the script) on CPU 0 on
+# a free port; any arguments go before its address (`start_bare --durable
+# DIR` for the durable floor). Sets PORT and SERVER.
+start_bare() {
+  new_tmp
+  PORT=$(free_port)
+  start_bg taskset -c 0 "$BARE" "$@" "127.0.0.1:$PORT" > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
+  SERVER=$BG_PID
+  wait_listening "$TMP_DIR/server.out"
+}
+
 # Wait until something accepts connections on 127.0.0.1:$1 (10 s at most).
 wait_port() {
   local port=$1 _
@@ -118,6 +129,12 @@ pixel_warm_up() {
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# The median of the array named $1.
+median_of() { local -n values=$1; printf '%s\n' "${values[@]}" | median; }
+
+# $1 / $2, printed with format $3 (default %.3f).
+ratio() { awk -v a="$1" -v b="$2" -v f="${3:-%.3f}" 'BEGIN {printf f, a/b}'; }
 
 # Resident set size of a process, KiB.
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

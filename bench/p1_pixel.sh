@@ -67,16 +67,6 @@ start_playhead() {
   serve_playhead "$BIN" "$TMP_DIR/data" "$TMP_DIR/server"
 }
 
-# The bare handler on CPU 0; any arguments go before its address
-# (`start_bare --durable DIR` for the floor). Sets PORT and SERVER.
-start_bare() {
-  new_tmp
-  PORT=$(free_port)
-  start_bg taskset -c 0 "$BARE" "$@" "127.0.0.1:$PORT" > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
-  SERVER=$BG_PID
-  wait_listening "$TMP_DIR/server.out"
-}
-
 start_nginx() {
   new_tmp
   local dir=$TMP_DIR
@@ -198,18 +188,18 @@ for r in $(seq "$ROUNDS"); do
 done
 m_ph=$(printf '%s\n' "${ph[@]}" | median)
 m_ng=$(printf '%s\n' "${ng[@]}" | median)
-ratio=$(awk -v a="$m_ph" -v b="$m_ng" 'BEGIN {printf "%.3f", a/b}')
+ratio=$(ratio "$m_ph" "$m_ng")
 m_phc=$(printf '%s\n' "${ph_cpu[@]}" | median)
 m_ngc=$(printf '%s\n' "${ng_cpu[@]}" | median)
-ratio_cpu=$(awk -v a="$m_phc" -v b="$m_ngc" 'BEGIN {printf "%.3f", a/b}')
+ratio_cpu=$(ratio "$m_phc" "$m_ngc")
 # The bare handler's and the floor's table, when FLOOR=1.
 floor_table() {
   [[ $FLOOR != 0 ]] || return 0
   local m_bare m_floor m_barec m_floorc
-  m_bare=$(printf '%s\n' "${bare[@]}" | median)
-  m_floor=$(printf '%s\n' "${floor[@]}" | median)
-  m_barec=$(printf '%s\n' "${bare_cpu[@]}" | median)
-  m_floorc=$(printf '%s\n' "${floor_cpu[@]}" | median)
+  m_bare=$(median_of bare)
+  m_floor=$(median_of floor)
+  m_barec=$(median_of bare_cpu)
+  m_floorc=$(median_of floor_cpu)
   echo "The bare handler (axum, GIF answered) and the durable floor (\`bare-handler --durable\`: each query appended to a preallocated log, answered after its group's fdatasync), in the same rounds, with nginx's audience:"
   echo
   echo "| round | Playhead requests/s | nginx requests/s | bare requests/s | server CPU | requests per CPU-s | non-2xx, socket errors | floor requests/s | server CPU | requests per CPU-s | non-2xx, socket errors |"
@@ -217,7 +207,7 @@ floor_table() {
   printf '%s\n' "${floor_rows[@]}"
   echo "| **median** | **$m_ph** | **$m_ng** | **$m_bare** | | $m_barec | | **$m_floor** | | $m_floorc | |"
   echo
-  echo "Bare / nginx: **$(awk -v a="$m_bare" -v b="$m_ng" 'BEGIN {printf "%.3f", a/b}')**; floor / nginx: **$(awk -v a="$m_floor" -v b="$m_ng" 'BEGIN {printf "%.3f", a/b}')** (the most a server on this stack that durably stores every beacon could reach; P1's target for Playhead is ≥ 1.5); Playhead / floor: **$(awk -v a="$m_ph" -v b="$m_floor" 'BEGIN {printf "%.3f", a/b}')**."
+  echo "Bare / nginx: **$(ratio "$m_bare" "$m_ng")** ($(ratio "$m_barec" "$m_ngc") per CPU-second); floor / nginx: **$(ratio "$m_floor" "$m_ng")** ($(ratio "$m_floorc" "$m_ngc") per CPU-second: about the most a server on this stack that durably stores every beacon reaches; P1's target for Playhead is ≥ 1.5); Playhead / floor: **$(ratio "$m_ph" "$m_floor")**."
   echo
 }
 {

@@ -71,16 +71,6 @@ start_playhead() {
   cp "$SIDS" "$OUT/p2p3-sids.txt"
 }
 
-# Start the bare handler on CPU 0; any arguments go before its address
-# (`start_bare --durable DIR` for the floor). Sets PORT and SERVER.
-start_bare() {
-  new_tmp
-  PORT=$(free_port)
-  start_bg taskset -c 0 "$BARE" "$@" "127.0.0.1:$PORT" > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
-  SERVER=$BG_PID
-  wait_listening "$TMP_DIR/server.out"
-}
-
 # Server CPU % (of its one core) between two cpu_ticks readings.
 cpu_pct() {
   awk -v c="$(( $2 - $1 ))" -v hz="$CLK_TCK" -v a="$3" -v b="$4" 'BEGIN {printf "%.0f", 100 * c / hz / (b - a)}'
@@ -139,7 +129,7 @@ for r in $(seq "$ROUNDS"); do
 done
 m_ph=$(printf '%s\n' "${ph_rps[@]}" | median)
 m_bare=$(printf '%s\n' "${bare_rps[@]}" | median)
-p2_ratio=$(awk -v a="$m_ph" -v b="$m_bare" 'BEGIN {printf "%.3f", a/b}')
+p2_ratio=$(ratio "$m_ph" "$m_bare")
 RATE=$(awk -v a="$m_ph" 'BEGIN {printf "%.0f", a/2}')
 echo "P2: Playhead $m_ph, bare $m_bare, ratio $p2_ratio; P3 rate $RATE/s" >&2
 
@@ -174,12 +164,12 @@ p3_table() {
     if [[ $CONNECTIONS == 64 ]]; then echo "P3 not run (P3=skip)."; else echo "P3 not run: it is defined at 64 connections."; fi
     return
   fi
-  m_ph99=$(printf '%s\n' "${ph_p99[@]}" | median)
-  m_bare99=$(printf '%s\n' "${bare_p99[@]}" | median)
-  m_phc99=$(printf '%s\n' "${ph_cp99[@]}" | median)
-  m_barec99=$(printf '%s\n' "${bare_cp99[@]}" | median)
-  p3_ratio=$(awk -v a="$m_ph99" -v b="$m_bare99" 'BEGIN {printf "%.1f", a/b}')
-  p3c_ratio=$(awk -v a="$m_phc99" -v b="$m_barec99" 'BEGIN {printf "%.1f", a/b}')
+  m_ph99=$(median_of ph_p99)
+  m_bare99=$(median_of bare_p99)
+  m_phc99=$(median_of ph_cp99)
+  m_barec99=$(median_of bare_cp99)
+  p3_ratio=$(ratio "$m_ph99" "$m_bare99" %.1f)
+  p3c_ratio=$(ratio "$m_phc99" "$m_barec99" %.1f)
   echo "### P3: latency at $RATE events/s (50 % of Playhead's P2 median), \`paced\`, 64 connections"
   echo
   echo "| round | Playhead achieved/s | server CPU | p50 µs | p99 µs | corrected p99 µs | non-2xx | bare achieved/s | server CPU | p50 µs | p99 µs | corrected p99 µs | non-2xx |"
@@ -193,10 +183,8 @@ p3_table() {
 # The floor's table, when FLOOR=1.
 floor_table() {
   [[ $FLOOR != 0 ]] || return 0
-  local m_floor fb pf
-  m_floor=$(printf '%s\n' "${floor_rps[@]}" | median)
-  fb=$(awk -v a="$m_floor" -v b="$m_bare" 'BEGIN {printf "%.3f", a/b}')
-  pf=$(awk -v a="$m_ph" -v b="$m_floor" 'BEGIN {printf "%.3f", a/b}')
+  local m_floor
+  m_floor=$(median_of floor_rps)
   echo "### The durable floor: \`bare-handler --durable\` (the bare handler, each body appended to a preallocated log, answered after its group's fdatasync), in the same rounds"
   echo
   echo "| round | Playhead events/s | bare events/s | floor events/s | server CPU | p50 | p99 | non-2xx |"
@@ -204,18 +192,18 @@ floor_table() {
   printf '%s\n' "${floor_rows[@]}"
   echo "| **median** | **$m_ph** | **$m_bare** | **$m_floor** | | | | |"
   echo
-  echo "Floor / bare: **$fb** (the most any server keeping the durability contract could reach of P2's target, which is 0.7); Playhead / floor: **$pf**."
+  echo "Floor / bare: **$(ratio "$m_floor" "$m_bare")** (about the most a server on this stack that keeps the durability contract reaches; P2's target for Playhead is ≥ 0.7); Playhead / floor: **$(ratio "$m_ph" "$m_floor")**."
   if [[ $P3_ROUNDS != 0 ]]; then
     local m_f99 m_fc99
-    m_f99=$(printf '%s\n' "${floor_p99[@]}" | median)
-    m_fc99=$(printf '%s\n' "${floor_cp99[@]}" | median)
+    m_f99=$(median_of floor_p99)
+    m_fc99=$(median_of floor_cp99)
     echo
     echo "| round | Playhead p99 µs | bare p99 µs | floor achieved/s | server CPU | p50 µs | p99 µs | corrected p99 µs | non-2xx |"
     echo "|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${floor_p3_rows[@]}"
     echo "| **median p99** | **$m_ph99** | **$m_bare99** | | | | **$m_f99** | **$m_fc99** | |"
     echo
-    echo "Floor p99 / bare p99 at $RATE/s: **$(awk -v a="$m_f99" -v b="$m_bare99" 'BEGIN {printf "%.1f", a/b}')** (service), **$(awk -v a="$m_fc99" -v b="$m_barec99" 'BEGIN {printf "%.1f", a/b}')** (corrected) (P3's target for Playhead is ≤ 2)."
+    echo "Floor p99 / bare p99 at $RATE/s: **$(ratio "$m_f99" "$m_bare99" %.1f)** (service), **$(ratio "$m_fc99" "$m_barec99" %.1f)** (corrected) (P3's target for Playhead is ≤ 2)."
   fi
 }
 
