@@ -25,8 +25,8 @@
 #   (bench/bare: axum answering the GIF to a query with a beacon type, the
 #   ceiling of Playhead's stack), and `bare-handler --durable`, the same
 #   appending each query to a preallocated log and answering after its
-#   group's fdatasync: the floor of any server on this stack and disk that
-#   durably stores every beacon, as Playhead's contract says. They get their
+#   group's fdatasync: about the least a server on this stack and disk pays
+#   to store every beacon durably, as Playhead's contract says. They get their
 #   own table and ratios to nginx.
 # Each round runs, one after the other, on CPU 0 (taskset):
 #   - `playhead serve` zero-config (fresh data dir, embedded store, fsync

@@ -11,9 +11,9 @@
 #   a diagnostic build) and P3=skip skips P3.
 #   FLOOR=1 adds a third server to every round of P2 and P3, after the bare
 #   handler: `bare-handler --durable`, the same handler appending each body
-#   to a preallocated log and answering after its group's fdatasync, the
-#   floor of any server that keeps Playhead's durability contract on this
-#   stack and disk. It gets its own table and ratios (floor / bare, and
+#   to a preallocated log and answering after its group's fdatasync: about
+#   the least a server that keeps Playhead's durability contract pays on
+#   this stack and disk. It gets its own table and ratios (floor / bare, and
 #   Playhead / floor).
 #
 # P2, peak events/s: each round starts a fresh `playhead serve` (release,
