@@ -93,12 +93,14 @@ serve_playhead() {
 }
 
 # Start bench/bare's `bare-handler` ($BARE, set by the script) on CPU 0 on
-# a free port; any arguments go before its address (`start_bare --durable
-# DIR` for the durable floor). Sets PORT and SERVER.
+# a free port, in a temp dir of its own; `start_bare durable` starts the
+# durable floor, its log in that dir. Sets PORT and SERVER.
 start_bare() {
   new_tmp
   PORT=$(free_port)
-  start_bg taskset -c 0 "$BARE" "$@" "127.0.0.1:$PORT" > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
+  local args=()
+  [[ ${1:-} != durable ]] || args=(--durable "$TMP_DIR/log")
+  start_bg taskset -c 0 "$BARE" "${args[@]}" "127.0.0.1:$PORT" > "$TMP_DIR/server.out" 2> "$TMP_DIR/server.err"
   SERVER=$BG_PID
   wait_listening "$TMP_DIR/server.out"
 }

@@ -178,7 +178,7 @@ for r in $(seq "$ROUNDS"); do
     bare+=("$RPS"); bare_cpu+=("$PER_CPU")
     line="| $r | ${ph[-1]} | ${ng[-1]} | $RPS | $CPU % | $PER_CPU | $NON2XX, $SOCKET_ERRORS"
     echo "round $r: bare $RPS requests/s at $CPU % CPU, non-2xx $NON2XX" >&2
-    start_bare --durable "$TMP_DIR/log"
+    start_bare durable
     run_wrk "$OUT/p1-floor-round$r-$STAMP.txt" "$SECS" "$AUD_NG"
     stop_bg "$SERVER"
     floor+=("$RPS"); floor_cpu+=("$PER_CPU")
@@ -186,12 +186,12 @@ for r in $(seq "$ROUNDS"); do
     echo "round $r: floor $RPS requests/s at $CPU % CPU, non-2xx $NON2XX" >&2
   fi
 done
-m_ph=$(printf '%s\n' "${ph[@]}" | median)
-m_ng=$(printf '%s\n' "${ng[@]}" | median)
-ratio=$(ratio "$m_ph" "$m_ng")
-m_phc=$(printf '%s\n' "${ph_cpu[@]}" | median)
-m_ngc=$(printf '%s\n' "${ng_cpu[@]}" | median)
-ratio_cpu=$(ratio "$m_phc" "$m_ngc")
+m_ph=$(median_of ph)
+m_ng=$(median_of ng)
+p1_ratio=$(ratio "$m_ph" "$m_ng")
+m_phc=$(median_of ph_cpu)
+m_ngc=$(median_of ng_cpu)
+p1_ratio_cpu=$(ratio "$m_phc" "$m_ngc")
 # The bare handler's and the floor's table, when FLOOR=1.
 floor_table() {
   [[ $FLOOR != 0 ]] || return 0
@@ -216,7 +216,7 @@ floor_table() {
   printf '%s\n' "${rows[@]}"
   echo "| **median** | **$m_ph** | | $m_phc | | | | **$m_ng** | | $m_ngc | | | | |"
   echo
-  echo "P1 ratio (Playhead / nginx): **$ratio** (target ≥ 1.5); per server CPU-second: $ratio_cpu"
+  echo "P1 ratio (Playhead / nginx): **$p1_ratio** (target ≥ 1.5); per server CPU-second: $p1_ratio_cpu"
   echo
   echo "Server CPU is the server's user + system time over the run's wall time (100 % = its one core). Below about 95 %, the server was not the bottleneck (the generator or waiting was), and its requests/s is a lower bound of what it can do."
   echo

@@ -119,7 +119,7 @@ for r in $(seq "$ROUNDS"); do
   p2_rows+=("| $r | $ph_line | $RPS | $CPU % | $P50 | $P99 | $NON2XX |")
   echo "P2 round $r: bare $RPS events/s at $CPU % CPU (non-2xx $NON2XX)" >&2
   if [[ $FLOOR != 0 ]]; then
-    start_bare --durable "$TMP_DIR/log"
+    start_bare durable
     run_wrk "$OUT/p2-floor-round$r-$STAMP.txt"
     stop_bg "$SERVER"
     floor_rps+=("$RPS")
@@ -127,8 +127,8 @@ for r in $(seq "$ROUNDS"); do
     echo "P2 round $r: floor $RPS events/s at $CPU % CPU (non-2xx $NON2XX)" >&2
   fi
 done
-m_ph=$(printf '%s\n' "${ph_rps[@]}" | median)
-m_bare=$(printf '%s\n' "${bare_rps[@]}" | median)
+m_ph=$(median_of ph_rps)
+m_bare=$(median_of bare_rps)
 p2_ratio=$(ratio "$m_ph" "$m_bare")
 RATE=$(awk -v a="$m_ph" 'BEGIN {printf "%.0f", a/2}')
 echo "P2: Playhead $m_ph, bare $m_bare, ratio $p2_ratio; P3 rate $RATE/s" >&2
@@ -151,7 +151,7 @@ for r in $(seq "$P3_ROUNDS"); do
   p3_rows+=("| $r | $ph_line | $P_achieved | $CPU % | $P_p50_us | $P_p99_us | $P_cp99_us | $P_other |")
   echo "P3 round $r: bare p99 $P_p99_us us (corrected $P_cp99_us us), achieved $P_achieved/s" >&2
   if [[ $FLOOR != 0 ]]; then
-    start_bare --durable "$TMP_DIR/log"
+    start_bare durable
     run_paced "$OUT/p3-floor-round$r-$STAMP.txt"
     stop_bg "$SERVER"
     floor_p99+=("$P_p99_us"); floor_cp99+=("$P_cp99_us")

@@ -40,8 +40,8 @@ for r in $(seq "$ROUNDS"); do
   off+=("$(run_round off)")
   echo "round $r: fsync=always ${on[-1]} events/s, fsync=off ${off[-1]} events/s" >&2
 done
-m_on=$(printf '%s\n' "${on[@]}" | median)
-m_off=$(printf '%s\n' "${off[@]}" | median)
+m_on=$(median_of on)
+m_off=$(median_of off)
 ratio=$(awk -v a="$m_on" -v b="$m_off" 'BEGIN {printf "%.2f", a/b}')
 {
   echo "| round | fsync always (events/s) | fsync off (events/s) |"

@@ -91,11 +91,10 @@ fn check_event(sid: &str, body: &[u8]) -> StatusCode {
 }
 
 /// A pixel query must name its beacon's type.
-fn check_pixel(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        q.split('&')
-            .any(|p| matches!(p, "type=view" | "type=play" | "type=check"))
-    })
+fn check_pixel(query: &str) -> bool {
+    query
+        .split('&')
+        .any(|p| matches!(p, "type=view" | "type=play" | "type=check"))
 }
 
 fn gif() -> Response {
@@ -107,7 +106,7 @@ async fn post_event(Path(sid): Path<String>, body: Bytes) -> StatusCode {
 }
 
 async fn get_pixel(RawQuery(query): RawQuery) -> Response {
-    if check_pixel(query.as_deref()) {
+    if query.as_deref().is_some_and(check_pixel) {
         gif()
     } else {
         StatusCode::BAD_REQUEST.into_response()
@@ -145,7 +144,7 @@ async fn post_event_durable(
 }
 
 async fn get_pixel_durable(State(log): State<Log>, RawQuery(query): RawQuery) -> Response {
-    let Some(query) = query.filter(|q| check_pixel(Some(q))) else {
+    let Some(query) = query.filter(|q| check_pixel(q)) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
     if log.append(Bytes::from(query)).await {
